@@ -1,0 +1,1 @@
+"""The detection client: OctoEverywhere's Gadget API, one context per print."""

@@ -1,0 +1,1 @@
+"""Hardware abstraction: code that talks to real devices on the Pi (camera, printer)."""

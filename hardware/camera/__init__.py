@@ -1,0 +1,1 @@
+"""Camera backends behind one interface: capture() returns JPEG bytes."""

@@ -1,0 +1,1 @@
+"""The printer link: a pyserial transport, the G-code line protocol and each firmware's dialect."""

@@ -1,0 +1,1 @@
+"""The simulated world around the agent: virtual printer, detection stand-in, camera frames."""
