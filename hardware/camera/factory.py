@@ -1,0 +1,48 @@
+"""Chooses the camera backend named by `camera.source`."""
+
+from __future__ import annotations
+
+from agent.settings import CameraSection
+from hardware.camera.base import Camera, CameraError
+from hardware.camera.folder import FolderCamera
+from hardware.camera.http_snapshot import HttpSnapshotCamera
+from hardware.camera.jpeg import MAX_FRAME_BYTES, fit_jpeg
+from hardware.camera.picamera import Picamera2Camera
+
+
+class FittedCamera:
+    """Wraps any backend so that no frame exceeds what the detection service accepts."""
+
+    def __init__(self, camera: Camera, max_bytes: int = MAX_FRAME_BYTES, quality: int = 85) -> None:
+        self.camera = camera
+        self.max_bytes = max_bytes
+        self.quality = quality
+
+    def capture(self) -> bytes:
+        return fit_jpeg(self.camera.capture(), self.max_bytes, self.quality)
+
+    def close(self) -> None:
+        self.camera.close()
+
+
+def open_camera(settings: CameraSection) -> FittedCamera:
+    """The backend for `settings.source` (picamera2, an http(s):// snapshot URL, or dir:/path),
+    its frames held to the detection service's size limit. Raises CameraError if unusable."""
+    source = settings.source
+    camera: Camera
+    if source == "picamera2":
+        camera = Picamera2Camera(
+            settings.width,
+            settings.height,
+            rotation=settings.rotation,
+            hflip=settings.hflip,
+            vflip=settings.vflip,
+            jpeg_quality=settings.jpeg_quality,
+        )
+    elif source.startswith(("http://", "https://")):
+        camera = HttpSnapshotCamera(source)
+    elif source.startswith("dir:"):
+        camera = FolderCamera(source.removeprefix("dir:"))
+    else:
+        raise CameraError(f"camera.source {source!r} is not picamera2, an http(s):// URL or dir:/path")
+    return FittedCamera(camera, quality=settings.jpeg_quality)
