@@ -84,6 +84,8 @@ class DetectionSection(_Section):
     pause_confidence: int = Field(3, ge=1, le=5)
     min_interval_s: float = Field(0.0, ge=0, le=3600)
     action: Literal["pause", "warn"] = "pause"
+    # After a resume the user has looked at the print; do not pause it again at once.
+    resume_grace_s: float = Field(120.0, ge=0, le=86400)
 
     @field_validator("api_url")
     @classmethod

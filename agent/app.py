@@ -1,0 +1,266 @@
+"""The agent: wires printer, camera, detector, guard and MQTT on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from agent.detection.base import Detector
+from agent.detection.verdict import DetectionError, Verdict
+from agent.guard import Guard
+from agent.lifecycle import PrintState, PrintTracker, Transition
+from agent.monitor import InspectionSession
+from agent.settings import Settings
+from agent.state import AgentState, event_payload, iso_now, to_iso
+from hardware.camera.base import Camera, CameraError
+from hardware.printer.base import EventSink, PauseFailed, Printer
+from hardware.printer.events import PrinterEvent, PrinterEventKind
+
+log = logging.getLogger("agent")
+
+
+class Publisher(Protocol):
+    """What the agent needs from MQTT (see agent.mqtt.bridge); publishing never blocks."""
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None: ...
+    def publish_state(self, state: dict[str, Any]) -> None: ...
+    def publish_event(self, event: dict[str, Any]) -> None: ...
+    def publish_snapshot(self, jpeg: bytes) -> None: ...
+    async def stop(self) -> None: ...
+
+
+StatePredicate = Callable[[AgentState], bool]
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        camera: Camera,
+        detector: Detector,
+        make_printer: Callable[[EventSink], Printer],
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.settings = settings
+        self.camera = camera
+        self.detector = detector
+        self.printer = make_printer(self._on_printer_event)
+        self.publisher = publisher
+        self.tracker = PrintTracker()
+        self.state = AgentState()
+        self.guard = Guard(settings.detection.action, settings.detection.resume_grace_s)
+        self._session: InspectionSession | None = None
+        self._session_task: asyncio.Task[None] | None = None
+        self._pausing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._waiters: list[tuple[StatePredicate, asyncio.Future[None]]] = []
+        self._published: dict[str, Any] | None = None
+
+    async def run(self) -> None:
+        """Run until cancelled; on the way out, MQTT says `offline` and devices are released."""
+        if self.publisher:
+            self.publisher.start(asyncio.get_running_loop())
+        self._state_changed()
+        try:
+            await self.printer.run()
+        finally:
+            pending = [t for t in (self._session_task, *self._tasks) if t is not None]
+            self._stop_session()
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.detector.aclose()
+            await asyncio.to_thread(self.camera.close)
+            if self.publisher:
+                await self.publisher.stop()
+
+    async def wait_for(self, predicate: StatePredicate) -> None:
+        """Wait until the published state satisfies `predicate`; bound it with asyncio.timeout()."""
+        if predicate(self.state):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((predicate, future))
+        await future
+
+    # -- printer ---------------------------------------------------------------------------
+
+    def _on_printer_event(self, event: PrinterEvent) -> None:
+        if event.kind is PrinterEventKind.CONNECTED:
+            firmware = event.firmware or "unknown firmware"
+            log.info("Printer connected: %s (%s dialect)", firmware, event.dialect)
+        elif event.kind is PrinterEventKind.DISCONNECTED:
+            log.warning("Printer link lost%s; reconnecting", f": {event.message}" if event.message else "")
+        was_heating = self.tracker.heating
+        transition = self.tracker.apply(event)
+        if self.tracker.heating != was_heating and self.tracker.in_print:
+            log.info("Printer %s", "heating: inspections wait" if self.tracker.heating else "at temperature")
+        self.state.print_state = self.tracker.state.value
+        self.state.file = self.tracker.file
+        self.state.progress = None if self.tracker.progress is None else round(self.tracker.progress, 1)
+        if transition is not None:
+            self._on_transition(transition, event)
+        self._update_activity()
+        self._state_changed()
+
+    def _on_transition(self, transition: Transition, event: PrinterEvent) -> None:
+        extra: dict[str, Any] = {"file": self.tracker.file}
+        if transition is Transition.STARTED:
+            log.info("Print started: %s", self.tracker.file)
+            self._begin_session()
+        elif transition is Transition.PAUSED:
+            log.info("Print paused")
+            # A pause we did not send came from the printer: its panel, a runout, an M600.
+            self.state.paused_by = None if self._pausing else "printer"
+        elif transition is Transition.RESUMED:
+            log.info("Print resumed")
+            self.guard.note_resume(asyncio.get_running_loop().time())
+        elif transition is Transition.ERROR:
+            log.error("Printer error: %s", event.message)
+            extra["message"] = event.message
+            self._stop_session()
+        else:
+            log.info("Print %s", "finished" if transition is Transition.FINISHED else "cancelled")
+            self._stop_session()
+        if transition is not Transition.PAUSED:
+            self.state.paused_by = None
+        self._emit(transition.value, **extra)
+
+    # -- inspections -----------------------------------------------------------------------
+
+    def _begin_session(self) -> None:
+        self._stop_session()
+        self.guard.reset()
+        self.state.clear_inspection()
+        self.state.detection = "starting"
+        self._session = InspectionSession(self.camera, self.detector, self._on_verdict, self._on_failure)
+        self._session_task = asyncio.create_task(self._session.run(), name="inspection-session")
+
+    def _stop_session(self) -> None:
+        if self._session_task is not None:
+            self._session_task.cancel()
+        self._session = self._session_task = None
+        self.state.next_inspection = None
+
+    def _update_activity(self) -> None:
+        if self._session is None:
+            return
+        self._session.set_active(
+            self.tracker.state is PrintState.PRINTING
+            and self.state.monitoring
+            and not self.tracker.heating
+            and not self._pausing
+        )
+
+    async def _on_verdict(self, verdict: Verdict, jpeg: bytes, next_at: float) -> None:
+        s = self.state
+        s.score, s.print_quality = verdict.score, verdict.print_quality
+        s.warning, s.pause_suggested = verdict.warning, verdict.pause
+        s.last_inspection, s.next_inspection = iso_now(), to_iso(next_at)
+        s.detection = s.camera = "ok"
+        log.info(
+            "Inspection: score %d/100, quality %d/10%s%s; next in %.0f s",
+            verdict.score,
+            verdict.print_quality,
+            ", WARNING suggested" if verdict.warning else "",
+            ", PAUSE suggested" if verdict.pause else "",
+            verdict.next_interval_s,
+        )
+        if self.publisher:
+            self.publisher.publish_snapshot(jpeg)
+        decision = self.guard.decide(verdict, asyncio.get_running_loop().time())
+        if decision.warn:
+            log.warning("Failure warning: score %d", verdict.score)
+            self._emit(
+                "failure_warning",
+                score=verdict.score,
+                print_quality=verdict.print_quality,
+                pause_suggested=verdict.pause,
+                action=self.settings.detection.action,
+            )
+        self._state_changed()
+        if decision.pause:
+            await self._pause(by="agent", score=verdict.score)
+
+    def _on_failure(self, exc: DetectionError | CameraError, next_at: float) -> None:
+        self.state.next_inspection = to_iso(next_at)
+        if isinstance(exc, CameraError):
+            log.warning("Camera: %s", exc)
+            self.state.camera = f"error: {exc}"
+        else:
+            verb = "stopped" if exc.stopped else "retrying"
+            log.log(logging.ERROR if exc.stopped else logging.WARNING, "Detection %s: %s", verb, exc)
+            self.state.detection = f"{verb}: {exc.error_type}"
+            self._emit("detection_error", error_type=exc.error_type, message=exc.message, stopped=exc.stopped)
+        self._state_changed()
+
+    # -- pause and resume --------------------------------------------------------------------
+
+    async def _pause(self, by: str, score: int | None = None) -> None:
+        if self._pausing:
+            return
+        self._pausing = True
+        self._update_activity()
+        log.warning("Pausing the print (%s)", "failure detected" if by == "agent" else "requested over MQTT")
+        try:
+            await self.printer.pause()
+        except PauseFailed as exc:
+            log.error("Pause NOT confirmed: %s", exc)
+            self._emit("pause_failed", message=str(exc), by=by)
+        else:
+            log.warning("Pause confirmed by the printer")
+            self.state.paused_by = by
+            if by == "agent":
+                self._emit("failure_paused", score=score, file=self.tracker.file)
+        finally:
+            self._pausing = False
+            self._update_activity()
+            self._state_changed()
+
+    async def _resume(self) -> None:
+        log.info("Resuming the print (requested over MQTT)")
+        try:
+            await self.printer.resume()
+        except PauseFailed as exc:
+            log.error("Resume NOT confirmed: %s", exc)
+            self._emit("pause_failed", message=str(exc), by="user", resume=True)
+
+    def on_command(self, name: str, payload: str) -> None:
+        """An MQTT command, on the event loop. Acts only where it makes sense in the current state."""
+        if name == "monitoring":
+            self.state.monitoring = payload.upper() == "ON"
+            log.info("Monitoring switched %s", "on" if self.state.monitoring else "off")
+            self._update_activity()
+            self._state_changed()
+        elif name == "pause" and self.tracker.state is PrintState.PRINTING:
+            self._spawn(self._pause(by="user"))
+        elif name == "resume" and self.tracker.state is PrintState.PAUSED:
+            self._spawn(self._resume())
+        else:
+            log.info("Ignoring command %s: the printer is %s", name, self.tracker.state.value)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    def _emit(self, event_type: str, **fields: Any) -> None:
+        if self.publisher:
+            self.publisher.publish_event(event_payload(event_type, **fields))
+
+    def _state_changed(self) -> None:
+        payload = self.state.as_payload()
+        if payload != self._published:
+            self._published = payload
+            if self.publisher:
+                self.publisher.publish_state(payload)
+        for waiter in list(self._waiters):
+            predicate, future = waiter
+            if future.done():
+                self._waiters.remove(waiter)
+            elif predicate(self.state):
+                future.set_result(None)
+                self._waiters.remove(waiter)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,39 @@
+"""Builds the agent from settings out of the real components: serial printer, camera, Gadget, MQTT."""
+
+from __future__ import annotations
+
+from agent.app import Agent
+from agent.detection.client import GadgetClient
+from agent.detection.timing import DetectionTiming
+from agent.mqtt.bridge import MqttBridge
+from agent.settings import Settings
+from hardware.camera.factory import open_camera
+from hardware.printer.base import EventSink
+from hardware.printer.link import SerialPrinter
+
+
+def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Agent:
+    """The same assembly serves `layerguard run` and the demo; only the world around it differs."""
+    detection = settings.detection
+    detector = GadgetClient(
+        detection.api_url,
+        detection.api_key.get_secret_value(),
+        warning_confidence=detection.warning_confidence,
+        pause_confidence=detection.pause_confidence,
+        min_interval_s=detection.min_interval_s,
+        timing=timing or DetectionTiming(),
+    )
+
+    def make_printer(sink: EventSink) -> SerialPrinter:
+        p = settings.printer
+        return SerialPrinter(p.port, p.baudrate, p.dialect, sink)
+
+    agent = Agent(settings, open_camera(settings.camera), detector, make_printer)
+    if settings.mqtt.enabled:
+        agent.publisher = MqttBridge(settings.mqtt, settings.agent.printer_id, agent.on_command)
+    return agent
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Values the log must never show."""
+    return [settings.detection.api_key.get_secret_value(), settings.mqtt.password.get_secret_value()]

@@ -1,0 +1,82 @@
+"""The `layerguard` command: run, demo, doctor. Exit codes: 0 ok, 2 invalid configuration, 1 other."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+from agent import __version__
+from agent.settings import ConfigError, load_settings, require_for_run
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG = 0, 1, 2
+
+log = logging.getLogger("agent")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="layerguard", description="Watches a 3D print and pauses the printer when it fails."
+    )
+    parser.add_argument("--version", action="version", version=f"layerguard {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = "config file (default: $LAYERGUARD_CONFIG or /etc/layerguard/layerguard.toml)"
+    run = sub.add_parser("run", help="guard the printer (what the service runs)")
+    run.add_argument("--config", metavar="FILE", help=config_help)
+    sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
+    doctor = sub.add_parser("doctor", help="check config, camera, printer, broker and API key")
+    doctor.add_argument("--config", metavar="FILE", help=config_help)
+    return parser
+
+
+# Heavy modules are imported per command, so that `layerguard --help` answers at once on a Pi Zero.
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return run(args.config)
+        if args.command == "demo":
+            from sim.demo import run_demo
+
+            return run_demo()
+        from agent.doctor import run_doctor
+
+        return run_doctor(args.config)
+    except ConfigError as exc:
+        print(f"layerguard: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+def run(config: str | None) -> int:
+    settings = load_settings(config)
+    require_for_run(settings)
+    from agent.assembly import build_agent, secrets_of
+    from agent.logs import setup_logging
+
+    setup_logging(settings.agent.log_level, secrets_of(settings))
+    log.info("LayerGuard %s starting for printer %s", __version__, settings.agent.printer_id)
+    try:
+        asyncio.run(_serve(build_agent(settings)))
+    except Exception:
+        log.exception("LayerGuard stopped on an unexpected error")
+        return EXIT_FAILURE
+    log.info("LayerGuard stopped")
+    return EXIT_OK
+
+
+async def _serve(agent: Agent) -> None:
+    """Run the agent until SIGTERM or SIGINT, then let it shut down cleanly."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await agent.run()

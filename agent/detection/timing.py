@@ -1,0 +1,17 @@
+"""The Gadget protocol's time constants, in one value so the demo and tests can scale them down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionTiming:
+    request_timeout_s: float = 30.0
+    # The documented wait between attempts until a context has produced its first verdict.
+    first_success_retry_s: float = 20.0
+    # Bounds for NextProcessIntervalSec: the newest docs allow 5 s; above 30 min a print goes unwatched.
+    interval_floor_s: float = 5.0
+    interval_ceiling_s: float = 1800.0
+    # When the protocol names no delay: a failed Create Context, or the hint on a stopped error.
+    default_retry_s: float = 60.0

@@ -1,0 +1,44 @@
+"""The MQTT topic names of one printer: the contract in design.md, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The commands the agent accepts on `<p>/command/<name>`.
+COMMANDS = ("pause", "resume", "monitoring")
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """Every topic under `<topic_prefix>/<printer_id>`."""
+
+    base: str
+
+    @classmethod
+    def for_printer(cls, topic_prefix: str, printer_id: str) -> Topics:
+        return cls(f"{topic_prefix.rstrip('/')}/{printer_id}")
+
+    @property
+    def availability(self) -> str:
+        return f"{self.base}/availability"
+
+    @property
+    def state(self) -> str:
+        return f"{self.base}/state"
+
+    @property
+    def event(self) -> str:
+        return f"{self.base}/event"
+
+    @property
+    def snapshot(self) -> str:
+        return f"{self.base}/snapshot"
+
+    def command(self, name: str) -> str:
+        """The topic of one of `COMMANDS`."""
+        return f"{self.base}/command/{name}"
+
+    def command_name(self, topic: str) -> str | None:
+        """Which command an incoming topic carries, or None if it is not a command topic."""
+        name = topic.removeprefix(f"{self.base}/command/")
+        return name if name != topic and name in COMMANDS else None
