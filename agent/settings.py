@@ -106,6 +106,11 @@ class MqttSection(_Section):
     discovery: bool = True
     discovery_prefix: str = Field("homeassistant", pattern=r"^[^#+]+$")
 
+    @field_validator("ca_file", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
     @property
     def enabled(self) -> bool:
         return bool(self.host)

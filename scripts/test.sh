@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Sets up a fresh checkout, lints, and runs the test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+exec .venv/bin/pytest "$@"
