@@ -1,0 +1,408 @@
+"""Camera backends against real files, a real HTTP server on loopback, and a fake picamera2."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import socket
+import sys
+import threading
+import types
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from agent.settings import CameraSection
+from hardware.camera.base import CameraError
+from hardware.camera.factory import FittedCamera, open_camera
+from hardware.camera.folder import FolderCamera
+from hardware.camera.http_snapshot import HttpSnapshotCamera
+from hardware.camera.jpeg import MAX_FRAME_BYTES, fit_jpeg
+from hardware.camera.picamera import Picamera2Camera
+
+
+def make_jpeg(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (90, 120, 30)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format="JPEG")
+    return out.getvalue()
+
+
+def noise_jpeg(size: tuple[int, int], quality: int = 95) -> bytes:
+    """Random pixels: the worst case for JPEG, so a frame of this size is as big as it gets."""
+    image = Image.frombytes("L", size, os.urandom(size[0] * size[1]))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(data)).size
+
+
+# --- folder ----------------------------------------------------------------------------------------
+
+
+def test_folder_replays_in_natural_order_and_wraps(tmp_path: Path) -> None:
+    frames = {
+        name: make_jpeg(color=(i * 40, 0, 0))
+        for i, name in enumerate(["frame10.jpeg", "frame2.JPG", "frame1.jpg"])
+    }
+    for name, data in frames.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "notes.txt").write_text("not a frame")
+    camera = FolderCamera(tmp_path)
+
+    got = [camera.capture() for _ in range(4)]
+
+    order = ["frame1.jpg", "frame2.JPG", "frame10.jpeg", "frame1.jpg"]
+    assert got == [frames[name] for name in order]
+
+
+def test_folder_picks_up_a_frame_added_while_running(tmp_path: Path) -> None:
+    first, later, last = (
+        make_jpeg(color=(1, 0, 0)),
+        make_jpeg(color=(0, 200, 0)),
+        make_jpeg(color=(0, 0, 200)),
+    )
+    (tmp_path / "a1.jpg").write_bytes(first)
+    (tmp_path / "a9.jpg").write_bytes(last)
+    camera = FolderCamera(tmp_path)
+    assert camera.capture() == first
+
+    (tmp_path / "a5.jpg").write_bytes(later)
+
+    assert [camera.capture(), camera.capture(), camera.capture()] == [later, last, first]
+
+
+def test_empty_folder_is_a_camera_error(tmp_path: Path) -> None:
+    (tmp_path / "readme.txt").write_text("no frames here")
+    with pytest.raises(CameraError, match=r"no \.jpg or \.jpeg files"):
+        FolderCamera(tmp_path).capture()
+
+
+def test_missing_folder_is_a_camera_error(tmp_path: Path) -> None:
+    with pytest.raises(CameraError, match="does not exist"):
+        FolderCamera(tmp_path / "nowhere").capture()
+
+
+def test_folder_rejects_a_file_that_is_not_a_jpeg(tmp_path: Path) -> None:
+    (tmp_path / "broken.jpg").write_bytes(b"GIF89a")
+    with pytest.raises(CameraError, match=r"broken\.jpg is not a JPEG"):
+        FolderCamera(tmp_path).capture()
+
+
+# --- HTTP snapshot -----------------------------------------------------------------------------------
+
+SNAPSHOT = make_jpeg((320, 240))
+USER, PASSWORD = "maker", "s3cret-pw"
+
+
+class SnapshotHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path == "/private":
+            expected = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                self._reply(401, b"who are you?", "text/plain")
+                return
+            self._reply(200, SNAPSHOT, "image/jpeg")
+            return
+        routes = {
+            "/snapshot": (200, SNAPSHOT, "image/jpeg"),
+            "/page": (200, b"<html>stream viewer</html>", "text/html"),
+            "/broken": (500, b"no camera", "text/plain"),
+        }
+        self._reply(*routes.get(self.path, (404, b"not found", "text/plain")))
+
+    def _reply(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: pytest shows failures, not access logs."""
+
+
+@pytest.fixture
+def streamer() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SnapshotHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_http_snapshot_returns_the_jpeg(streamer: str) -> None:
+    camera = HttpSnapshotCamera(f"http://{streamer}/snapshot")
+    try:
+        assert camera.capture() == SNAPSHOT
+        assert camera.capture() == SNAPSHOT
+    finally:
+        camera.close()
+
+
+def test_http_snapshot_reopens_after_close(streamer: str) -> None:
+    camera = HttpSnapshotCamera(f"http://{streamer}/snapshot")
+    camera.capture()
+    camera.close()
+    assert camera.capture() == SNAPSHOT
+    camera.close()
+
+
+@pytest.mark.parametrize(("path", "status"), [("/nothing", "404"), ("/broken", "500")])
+def test_http_error_status_is_a_camera_error(streamer: str, path: str, status: str) -> None:
+    camera = HttpSnapshotCamera(f"http://{streamer}{path}")
+    with pytest.raises(CameraError, match=f"HTTP {status}"):
+        camera.capture()
+    camera.close()
+
+
+def test_http_body_that_is_not_a_jpeg_is_a_camera_error(streamer: str) -> None:
+    camera = HttpSnapshotCamera(f"http://{streamer}/page")
+    with pytest.raises(CameraError, match=r"not a JPEG \(text/html"):
+        camera.capture()
+    camera.close()
+
+
+def test_unreachable_streamer_is_a_camera_error(closed_port: int) -> None:
+    camera = HttpSnapshotCamera(f"http://{USER}:{PASSWORD}@127.0.0.1:{closed_port}/snapshot", timeout_s=2)
+    with pytest.raises(CameraError, match="cannot fetch camera snapshot") as caught:
+        camera.capture()
+    camera.close()
+    assert PASSWORD not in str(caught.value)
+    assert f"http://127.0.0.1:{closed_port}/snapshot" in str(caught.value)
+
+
+def test_http_credentials_go_as_basic_auth_and_stay_out_of_logs(
+    streamer: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    camera = HttpSnapshotCamera(f"http://{USER}:{PASSWORD}@{streamer}/private")
+    try:
+        assert camera.capture() == SNAPSHOT
+    finally:
+        camera.close()
+    assert caplog.records, "httpx logs each request; this test needs them to check"
+    assert PASSWORD not in caplog.text
+
+
+def test_wrong_credentials_are_reported_without_the_password(streamer: str) -> None:
+    camera = HttpSnapshotCamera(f"http://{USER}:wrong-{PASSWORD}@{streamer}/private")
+    with pytest.raises(CameraError, match="HTTP 401") as caught:
+        camera.capture()
+    camera.close()
+    assert PASSWORD not in str(caught.value)
+    assert "user name and password" in str(caught.value)
+
+
+# --- fit_jpeg ---------------------------------------------------------------------------------------
+
+
+def test_fit_jpeg_returns_small_frames_untouched() -> None:
+    data = make_jpeg((1280, 720))
+    assert fit_jpeg(data) is data
+
+
+def test_fit_jpeg_lowers_quality_before_scaling() -> None:
+    data = noise_jpeg((400, 300))
+    limit = len(data) * 3 // 4
+    fitted = fit_jpeg(data, max_bytes=limit)
+    assert len(fitted) <= limit
+    assert image_size(fitted) == (400, 300)
+
+
+def test_fit_jpeg_scales_a_huge_frame_under_the_service_limit() -> None:
+    data = noise_jpeg((8000, 6000))
+    assert len(data) > 2 * MAX_FRAME_BYTES
+
+    fitted = fit_jpeg(data)
+
+    assert len(fitted) <= MAX_FRAME_BYTES
+    width, height = image_size(fitted)
+    assert width < 8000
+    assert abs(width / height - 8000 / 6000) < 0.01
+
+
+# --- picamera2 (faked: it needs a Pi) ---------------------------------------------------------------
+
+
+class FakeTransform:
+    def __init__(self, hflip: bool = False, vflip: bool = False) -> None:
+        self.hflip, self.vflip = hflip, vflip
+
+
+class FakePicamera2:
+    """Records what the backend asks of picamera2 and writes a real JPEG: red left, blue right."""
+
+    opened: list[FakePicamera2] = []
+    open_error: BaseException | None = None
+    capture_error: RuntimeError | None = None
+
+    def __init__(self, camera_num: int = 0) -> None:
+        if FakePicamera2.open_error is not None:
+            raise FakePicamera2.open_error
+        self.options: dict[str, Any] = {}
+        self.config: dict[str, Any] | None = None
+        self.started = self.closed = False
+        FakePicamera2.opened.append(self)
+
+    def create_still_configuration(self, main: dict[str, Any], transform: FakeTransform) -> dict[str, Any]:
+        return {"main": main, "transform": transform}
+
+    def configure(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def start(self) -> None:
+        self.started = True
+
+    def capture_file(self, file: io.BytesIO, format: str) -> None:
+        assert self.started and format == "jpeg"
+        if FakePicamera2.capture_error is not None:
+            raise FakePicamera2.capture_error
+        assert self.config is not None
+        width, height = self.config["main"]["size"]
+        image = Image.new("RGB", (width, height), (0, 0, 255))
+        image.paste((255, 0, 0), (0, 0, width // 2, height))
+        image.save(file, format="JPEG", quality=self.options["quality"])
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
+    monkeypatch.setattr(FakePicamera2, "opened", [])
+    monkeypatch.setattr(FakePicamera2, "open_error", None)
+    monkeypatch.setattr(FakePicamera2, "capture_error", None)
+    picamera2 = types.ModuleType("picamera2")
+    picamera2.Picamera2 = FakePicamera2  # type: ignore[attr-defined]
+    libcamera = types.ModuleType("libcamera")
+    libcamera.Transform = FakeTransform  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", picamera2)
+    monkeypatch.setitem(sys.modules, "libcamera", libcamera)
+    return FakePicamera2
+
+
+def test_picamera2_configures_size_flips_and_quality(fake_picamera2: type[FakePicamera2]) -> None:
+    camera = Picamera2Camera(1280, 720, hflip=True, vflip=False, jpeg_quality=70)
+    frame = camera.capture()
+    camera.capture()
+
+    assert len(fake_picamera2.opened) == 1, "the camera stays open between captures"
+    picam2 = fake_picamera2.opened[0]
+    assert picam2.config is not None
+    assert picam2.config["main"]["size"] == (1280, 720)
+    assert (picam2.config["transform"].hflip, picam2.config["transform"].vflip) == (True, False)
+    assert picam2.options["quality"] == 70
+    assert image_size(frame) == (1280, 720)
+
+    camera.close()
+    assert picam2.closed
+
+
+def test_picamera2_rotation_180_is_a_double_flip(fake_picamera2: type[FakePicamera2]) -> None:
+    Picamera2Camera(640, 480, rotation=180, hflip=True).capture()
+    transform = fake_picamera2.opened[0].config["transform"]  # type: ignore[index]
+    assert (transform.hflip, transform.vflip) == (False, True)
+
+
+def test_picamera2_rotation_90_turns_clockwise_in_software(fake_picamera2: type[FakePicamera2]) -> None:
+    frame = Picamera2Camera(640, 480, rotation=90).capture()
+
+    image = Image.open(io.BytesIO(frame)).convert("RGB")
+    assert image.size == (480, 640)
+    red_top, blue_bottom = image.getpixel((240, 10)), image.getpixel((240, 630))
+    assert red_top[0] > 200 and red_top[2] < 50  # type: ignore[index]
+    assert blue_bottom[2] > 200 and blue_bottom[0] < 50  # type: ignore[index]
+
+
+def test_missing_picamera2_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(CameraError, match="apt install python3-picamera2"):
+        Picamera2Camera(640, 480)
+
+
+def test_busy_camera_is_explained_and_retried(fake_picamera2: type[FakePicamera2]) -> None:
+    # Like picamera2: the real cause is the context of a generic RuntimeError.
+    try:
+        try:
+            raise RuntimeError("Failed to acquire camera: Device or resource busy")
+        except RuntimeError:
+            raise RuntimeError("Camera __init__ sequence did not complete.")  # noqa: B904
+    except RuntimeError as exc:
+        fake_picamera2.open_error = exc
+    camera = Picamera2Camera(640, 480)
+
+    with pytest.raises(CameraError, match="in use by another process"):
+        camera.capture()
+
+    fake_picamera2.open_error = None
+    assert image_size(camera.capture()) == (640, 480)
+
+
+def test_no_camera_is_explained(fake_picamera2: type[FakePicamera2]) -> None:
+    fake_picamera2.open_error = IndexError("list index out of range")
+    with pytest.raises(CameraError, match="no Pi camera detected"):
+        Picamera2Camera(640, 480).capture()
+
+
+def test_failed_capture_closes_and_reopens(fake_picamera2: type[FakePicamera2]) -> None:
+    camera = Picamera2Camera(640, 480)
+    camera.capture()
+    fake_picamera2.capture_error = RuntimeError("Camera frontend has timed out!")
+
+    with pytest.raises(CameraError, match="will reopen"):
+        camera.capture()
+    assert fake_picamera2.opened[0].closed
+
+    fake_picamera2.capture_error = None
+    camera.capture()
+    assert len(fake_picamera2.opened) == 2
+
+
+# --- factory ----------------------------------------------------------------------------------------
+
+
+def test_factory_picks_picamera2(fake_picamera2: type[FakePicamera2]) -> None:
+    camera = open_camera(CameraSection(source="picamera2", width=800, height=600, rotation=270))
+    assert isinstance(camera.camera, Picamera2Camera)
+    assert image_size(camera.capture()) == (600, 800)
+    camera.close()
+
+
+def test_factory_picks_http_snapshot(streamer: str) -> None:
+    camera = open_camera(CameraSection(source=f"http://{streamer}/snapshot"))
+    assert isinstance(camera.camera, HttpSnapshotCamera)
+    assert camera.capture() == SNAPSHOT
+    camera.close()
+
+
+def test_factory_picks_folder(tmp_path: Path) -> None:
+    frame = make_jpeg()
+    (tmp_path / "only.jpg").write_bytes(frame)
+    camera = open_camera(CameraSection(source=f"dir:{tmp_path}"))
+    assert isinstance(camera.camera, FolderCamera)
+    assert camera.capture() == frame
+
+
+def test_fitted_camera_holds_every_frame_to_the_limit(tmp_path: Path) -> None:
+    (tmp_path / "big.jpg").write_bytes(noise_jpeg((600, 400)))
+    camera = FittedCamera(FolderCamera(tmp_path), max_bytes=20_000)
+    assert len(camera.capture()) <= 20_000
