@@ -1,0 +1,42 @@
+"""The pause policy: warnings once per episode, pauses only when allowed."""
+
+from __future__ import annotations
+
+from agent.detection.verdict import Verdict
+from agent.guard import Decision, Guard
+
+
+def v(warning: bool = False, pause: bool = False) -> Verdict:
+    return Verdict(score=50, print_quality=5, warning=warning, pause=pause, next_interval_s=20)
+
+
+def test_warning_is_raised_once_per_episode() -> None:
+    g = Guard("pause")
+    assert g.decide(v(), 0) == Decision()
+    assert g.decide(v(warning=True), 1) == Decision(warn=True)
+    assert g.decide(v(warning=True), 2) == Decision()
+    assert g.decide(v(), 3) == Decision()
+    assert g.decide(v(warning=True), 4) == Decision(warn=True)
+
+
+def test_pause_suggested_pauses_with_action_pause() -> None:
+    g = Guard("pause")
+    assert g.decide(v(warning=True, pause=True), 0) == Decision(warn=True, pause=True)
+    assert g.decide(v(warning=True, pause=True), 1) == Decision(pause=True)
+
+
+def test_action_warn_never_pauses_and_says_it_once() -> None:
+    g = Guard("warn")
+    assert g.decide(v(pause=True), 0) == Decision(warn=True)
+    assert g.decide(v(pause=True), 1) == Decision()
+    assert g.decide(v(), 2) == Decision()
+    assert g.decide(v(pause=True), 3) == Decision(warn=True)
+
+
+def test_no_auto_pause_within_the_grace_after_a_resume() -> None:
+    g = Guard("pause", resume_grace_s=100)
+    g.note_resume(now=1000)
+    assert g.decide(v(warning=True, pause=True), 1050).pause is False
+    assert g.decide(v(warning=True, pause=True), 1100).pause is True
+    g.reset()
+    assert g.decide(v(pause=True), 0).pause is True

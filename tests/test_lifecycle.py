@@ -1,0 +1,93 @@
+"""The print lifecycle folds printer events into states and transitions."""
+
+from __future__ import annotations
+
+from agent.lifecycle import PrintState, PrintTracker, Transition
+from hardware.printer.events import PrinterEvent
+from hardware.printer.events import PrinterEventKind as K
+
+
+def ev(kind: K, **kw: object) -> PrinterEvent:
+    return PrinterEvent(kind, **kw)  # type: ignore[arg-type]
+
+
+def started(tracker: PrintTracker, file: str = "part.gcode") -> None:
+    tracker.apply(ev(K.CONNECTED))
+    assert tracker.apply(ev(K.PRINT_STARTED, file=file)) is Transition.STARTED
+
+
+def test_a_print_from_start_to_finish() -> None:
+    t = PrintTracker()
+    assert t.state is PrintState.OFFLINE
+    started(t)
+    assert t.state is PrintState.PRINTING and t.file == "part.gcode" and t.progress == 0
+    assert t.apply(ev(K.PROGRESS, progress=42.5)) is None and t.progress == 42.5
+    assert t.apply(ev(K.PAUSED)) is Transition.PAUSED
+    assert t.apply(ev(K.PAUSED)) is None  # reported again by a later poll
+    assert t.apply(ev(K.RESUMED)) is Transition.RESUMED
+    assert t.apply(ev(K.FINISHED)) is Transition.FINISHED
+    assert t.state is PrintState.IDLE
+    assert t.apply(ev(K.FINISHED)) is None
+
+
+def test_repeated_start_of_the_same_print_is_not_a_new_print() -> None:
+    t = PrintTracker()
+    started(t)
+    assert t.apply(ev(K.PRINT_STARTED, file="part.gcode")) is None
+    assert t.apply(ev(K.PRINT_STARTED, file="other.gcode")) is Transition.STARTED
+
+
+def test_cancel_and_resume_only_where_they_mean_something() -> None:
+    t = PrintTracker()
+    t.apply(ev(K.CONNECTED))
+    assert t.apply(ev(K.RESUMED)) is None
+    assert t.apply(ev(K.CANCELLED)) is None
+    started(t)
+    assert t.apply(ev(K.CANCELLED)) is Transition.CANCELLED
+    assert t.state is PrintState.IDLE
+
+
+def test_the_same_print_found_after_a_reconnect_goes_on_silently() -> None:
+    t = PrintTracker()
+    started(t)
+    t.apply(ev(K.DISCONNECTED))
+    assert t.state is PrintState.OFFLINE
+    t.apply(ev(K.CONNECTED))
+    assert t.apply(ev(K.PRINT_STARTED, file="part.gcode")) is None
+    assert t.state is PrintState.PRINTING
+
+
+def test_errors_stop_the_print() -> None:
+    t = PrintTracker()
+    started(t)
+    assert t.apply(ev(K.ERROR, message="kill() called")) is Transition.ERROR
+    assert t.state is PrintState.ERROR and t.error == "kill() called"
+    assert t.apply(ev(K.PRINT_STARTED, file="next.gcode")) is Transition.STARTED
+    assert t.error == ""
+
+
+def test_heating_follows_targets() -> None:
+    t = PrintTracker()
+    t.apply(
+        ev(
+            K.TEMPERATURE,
+            temperatures={"hotend": 25.0, "hotend_target": 210.0, "bed": 60.0, "bed_target": 60.0},
+        )
+    )
+    assert t.heating
+    t.apply(
+        ev(
+            K.TEMPERATURE,
+            temperatures={"hotend": 209.0, "hotend_target": 210.0, "bed": 40.0, "bed_target": 60.0},
+        )
+    )
+    assert t.heating
+    t.apply(
+        ev(
+            K.TEMPERATURE,
+            temperatures={"hotend": 209.0, "hotend_target": 210.0, "bed": 59.0, "bed_target": 60.0},
+        )
+    )
+    assert not t.heating
+    t.apply(ev(K.TEMPERATURE, temperatures={"hotend": 25.0, "hotend_target": 0.0}))
+    assert not t.heating
