@@ -14,4 +14,7 @@ class DetectionTiming:
     interval_floor_s: float = 5.0
     interval_ceiling_s: float = 1800.0
     # When the protocol names no delay: a failed Create Context, or the hint on a stopped error.
-    default_retry_s: float = 60.0
+    default_retry_s: float = 30.0
+
+
+DEFAULT_TIMING = DetectionTiming()
