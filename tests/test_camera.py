@@ -115,6 +115,7 @@ class SnapshotHandler(BaseHTTPRequestHandler):
         routes = {
             "/snapshot": (200, SNAPSHOT, "image/jpeg"),
             "/page": (200, b"<html>stream viewer</html>", "text/html"),
+            "/stream": (200, b"--frame\r\nContent-Type: image/jpeg\r\n\r\n", "multipart/x-mixed-replace"),
             "/broken": (500, b"no camera", "text/plain"),
         }
         self._reply(*routes.get(self.path, (404, b"not found", "text/plain")))
@@ -177,6 +178,13 @@ def test_http_error_status_is_a_camera_error(streamer: str, path: str, status: s
 def test_http_body_that_is_not_a_jpeg_is_a_camera_error(streamer: str) -> None:
     camera = HttpSnapshotCamera(f"http://{streamer}/page")
     with pytest.raises(CameraError, match=r"not a JPEG \(text/html"):
+        camera.capture()
+    camera.close()
+
+
+def test_http_video_stream_is_refused(streamer: str) -> None:
+    camera = HttpSnapshotCamera(f"http://{streamer}/stream")
+    with pytest.raises(CameraError, match=r"is a video stream.*/snapshot"):
         camera.capture()
     camera.close()
 

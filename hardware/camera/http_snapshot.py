@@ -9,6 +9,13 @@ import httpx
 from hardware.camera.base import CameraError
 from hardware.camera.jpeg import JPEG_MAGIC
 
+# Far above any still a Pi camera makes; a bound in case the URL serves something endless.
+MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
+_SNAPSHOT_PATHS = (
+    "use the streamer's snapshot URL, not its stream or web page "
+    "(ustreamer and camera-streamer: /snapshot, mjpg-streamer: /?action=snapshot)"
+)
+
 
 def split_credentials(url: str) -> tuple[str, tuple[str, str] | None]:
     """The URL without `user:password@`, and those credentials for basic auth.
@@ -41,7 +48,9 @@ class HttpSnapshotCamera:
         if self._client is None:
             self._client = httpx.Client(auth=self._auth, timeout=self.timeout_s, follow_redirects=True)
         try:
-            response = self._client.get(self.url)
+            with self._client.stream("GET", self.url) as response:
+                self._check_head(response)
+                body = self._read_body(response)
         except httpx.TimeoutException as exc:
             raise CameraError(f"camera snapshot {self.url} timed out ({type(exc).__name__})") from exc
         except httpx.HTTPError as exc:
@@ -49,19 +58,30 @@ class HttpSnapshotCamera:
                 f"cannot fetch camera snapshot {self.url}: {str(exc) or type(exc).__name__}; "
                 "is the streamer running and the address right?"
             ) from exc
+        if not body.startswith(JPEG_MAGIC):
+            kind = response.headers.get("content-type", "unknown type")
+            raise CameraError(
+                f"camera snapshot {self.url} is not a JPEG ({kind}, {len(body)} bytes); {_SNAPSHOT_PATHS}"
+            )
+        return body
+
+    def _check_head(self, response: httpx.Response) -> None:
         if response.status_code != 200:
             raise CameraError(
                 f"camera snapshot {self.url} answered HTTP {response.status_code} "
                 f"{response.reason_phrase}{_status_hint(response.status_code)}"
             )
-        if not response.content.startswith(JPEG_MAGIC):
-            kind = response.headers.get("content-type", "unknown type")
-            raise CameraError(
-                f"camera snapshot {self.url} is not a JPEG ({kind}, {len(response.content)} bytes); "
-                "use the streamer's snapshot URL, not its stream or web page "
-                "(ustreamer and camera-streamer: /snapshot, mjpg-streamer: /?action=snapshot)"
-            )
-        return response.content
+        # A video stream never ends: reading it whole would hang and fill the memory.
+        if response.headers.get("content-type", "").startswith("multipart/"):
+            raise CameraError(f"camera snapshot {self.url} is a video stream; {_SNAPSHOT_PATHS}")
+
+    def _read_body(self, response: httpx.Response) -> bytes:
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_SNAPSHOT_BYTES:
+                raise CameraError(f"camera snapshot {self.url} is over {MAX_SNAPSHOT_BYTES} bytes")
+        return bytes(body)
 
     def close(self) -> None:
         client, self._client = self._client, None
@@ -73,7 +93,7 @@ def _status_hint(status: int) -> str:
     if status in (401, 403):
         return "; check the user name and password in camera.source (http://user:password@host/...)"
     if status == 404:
-        return "; check the path (ustreamer and camera-streamer: /snapshot, mjpg-streamer: /?action=snapshot)"
+        return f"; check the path: {_SNAPSHOT_PATHS}"
     if status >= 500:
         return "; the streamer has a problem, often no camera attached to it"
     return ""
