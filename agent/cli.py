@@ -59,11 +59,15 @@ def run(config: str | None) -> int:
     require_for_run(settings)
     from agent.assembly import build_agent, secrets_of
     from agent.logs import setup_logging
+    from hardware.camera.base import CameraError
 
     setup_logging(settings.agent.log_level, secrets_of(settings))
     log.info("LayerGuard %s starting for printer %s", __version__, settings.agent.printer_id)
     try:
         asyncio.run(_serve(build_agent(settings)))
+    except CameraError as exc:
+        log.error("Camera: %s", exc)
+        return EXIT_FAILURE
     except Exception:
         log.exception("LayerGuard stopped on an unexpected error")
         return EXIT_FAILURE

@@ -1,0 +1,274 @@
+"""The agent's MQTT link: state, events and snapshots out, commands in, over paho-mqtt 2.x.
+
+paho runs its network thread; its callbacks only hand what happened to the agent's event
+loop, and all the bridge's own logic (announcing, command parsing, status logging) runs
+there. So the bridge has no locks, and nothing ever publishes while paho holds its own.
+The broker being down is a normal state: starting, publishing and stopping never block on
+it or raise; the last state is re-published whenever the connection comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.reasoncodes import ReasonCode
+
+from agent.mqtt.discovery import discovery_configs, status_topic
+from agent.mqtt.topics import COMMANDS, Topics
+from agent.settings import MqttSection
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_S = 30
+# QoS 1 events wait in memory while the broker is away; beyond this many they are dropped.
+MAX_QUEUED_MESSAGES = 500
+STOP_TIMEOUT_S = 3.0
+MONITORING_PAYLOADS = ("ON", "OFF")
+
+CommandHandler = Callable[[str, str], None]
+
+
+class MqttBridge:
+    """Publishes one printer's state, events and snapshots and receives its commands.
+
+    `on_command(name, payload)` is called on the event loop given to `start()`, with `name`
+    one of `COMMANDS` and `payload` the stripped text (`ON`/`OFF` for monitoring). Retained,
+    empty and malformed commands never reach it.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSection,
+        printer_id: str,
+        on_command: CommandHandler,
+        *,
+        client_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.printer_id = printer_id
+        self.topics = Topics.for_printer(settings.topic_prefix, printer_id)
+        self._on_command = on_command
+        # Stable by default so a restarted agent takes over its old session instead of adding one.
+        self._client_id = client_id or f"layerguard-{printer_id}"
+        self._status_topic = status_topic(settings.discovery_prefix)
+        self._where = f"{settings.host}:{settings.port}"
+        self._client: mqtt.Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_state: str | None = None
+        self._last_snapshot: bytes | None = None
+        self._link = ""  # the last connection status logged, so each change is logged once
+        self._connected = False
+        self._stopping = False
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker accepted the connection (as last seen on the event loop)."""
+        return self._connected
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Begin connecting in paho's thread and return at once, whether or not the broker is up."""
+        settings = self.settings
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id)
+        client.will_set(self.topics.availability, "offline", qos=1, retain=True)
+        if settings.username:
+            client.username_pw_set(settings.username, settings.password.get_secret_value() or None)
+        if settings.tls:
+            client.tls_set(ca_certs=str(settings.ca_file) if settings.ca_file else None)
+        client.reconnect_delay_set(1, 120)
+        client.max_queued_messages_set(MAX_QUEUED_MESSAGES)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        self._loop = loop
+        self._stopping = False
+        self._client = client
+        client.connect_async(settings.host, settings.port, keepalive=KEEPALIVE_S)
+        client.loop_start()
+
+    async def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Say `offline` (retained: a clean disconnect does not fire the last will) and disconnect."""
+        client = self._client
+        if client is None:
+            return
+        self._stopping = True
+        info = client.publish(self.topics.availability, "offline", qos=1, retain=True)
+        if self._connected and not await asyncio.to_thread(_wait_published, info, timeout_s):
+            log.warning("MQTT: could not confirm that 'offline' reached the broker within %gs", timeout_s)
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+        self._client = None
+        self._connected = False
+        log.info("MQTT: disconnected from %s", self._where)
+
+    def publish_state(self, state: Mapping[str, Any]) -> None:
+        """Publish the printer state (retained) and remember it for every reconnect."""
+        self._last_state = json.dumps(state, default=_json_default)
+        self._publish(self.topics.state, self._last_state, qos=0, retain=True)
+
+    def publish_event(self, event: Mapping[str, Any]) -> None:
+        """Publish one event, not retained, QoS 1: queued in memory while the broker is away.
+
+        `event` needs a `type`; `at` (ISO 8601) is filled in with the current time if missing.
+        """
+        payload = json.dumps({"at": datetime.now(UTC).isoformat(), **event}, default=_json_default)
+        info = self._publish(self.topics.event, payload, qos=1, retain=False)
+        if info is not None and info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE:
+            log.warning(
+                "MQTT: event %s dropped, %d events already wait for the broker",
+                event.get("type"),
+                MAX_QUEUED_MESSAGES,
+            )
+
+    def publish_snapshot(self, jpeg: bytes) -> None:
+        """Publish the last inspected frame (retained) and remember it for every reconnect."""
+        self._last_snapshot = jpeg
+        self._publish(self.topics.snapshot, jpeg, qos=0, retain=True)
+
+    def _publish(
+        self, topic: str, payload: str | bytes, *, qos: int, retain: bool
+    ) -> mqtt.MQTTMessageInfo | None:
+        # paho only queues the packet for its own thread: this never blocks, and while
+        # disconnected a QoS 0 message is dropped rather than raising.
+        if self._client is None or self._stopping:
+            return None
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    # paho's thread: hand everything over to the event loop, nothing more.
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        self._to_loop(self._handle_connect, reason)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._to_loop(self._handle_connect_fail)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        self._to_loop(self._handle_disconnect, reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._to_loop(self._handle_message, message.topic, message.payload, message.retain)
+
+    def _to_loop(self, handler: Callable[..., None], *args: Any) -> None:
+        assert self._loop is not None
+        # A closed loop means the agent is exiting without stop(): nothing is left to tell.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(handler, *args)
+
+    # The event loop's thread.
+
+    def _handle_connect(self, reason: ReasonCode) -> None:
+        if self._stopping:
+            return
+        if reason.is_failure:
+            self._report(
+                f"refused:{reason}",
+                logging.ERROR,
+                f"MQTT: the broker at {self._where} refused the connection: {reason} "
+                "(check mqtt.username and mqtt.password); retrying in the background",
+            )
+            return
+        self._connected = True
+        self._report("connected", logging.INFO, f"MQTT: connected to {self._where}")
+        self._subscribe()
+        self._announce()
+
+    def _handle_connect_fail(self) -> None:
+        if self._stopping:
+            return
+        tls = ", or the TLS handshake failed" if self.settings.tls else ""
+        self._report(
+            "unreachable",
+            logging.WARNING,
+            f"MQTT: cannot connect to the broker at {self._where} (not reachable{tls}); "
+            "retrying in the background",
+        )
+
+    def _handle_disconnect(self, reason: ReasonCode) -> None:
+        self._connected = False
+        if self._stopping:
+            return
+        self._report(
+            "lost", logging.WARNING, f"MQTT: lost the connection to {self._where} ({reason}); reconnecting"
+        )
+
+    def _report(self, status: str, level: int, message: str) -> None:
+        if status != self._link:
+            self._link = status
+            log.log(level, message)
+
+    def _subscribe(self) -> None:
+        assert self._client is not None
+        topics = [(self.topics.command(name), 1) for name in COMMANDS]
+        if self.settings.discovery:
+            topics.append((self._status_topic, 1))
+        self._client.subscribe(topics)
+
+    def _announce(self) -> None:
+        """Everything a fresh broker or a restarted Home Assistant needs to know about us."""
+        self._publish(self.topics.availability, "online", qos=1, retain=True)
+        if self.settings.discovery:
+            for config in discovery_configs(self.settings.discovery_prefix, self.printer_id, self.topics):
+                self._publish(config.topic, json.dumps(config.payload), qos=1, retain=True)
+        if self._last_state is not None:
+            self._publish(self.topics.state, self._last_state, qos=0, retain=True)
+        if self._last_snapshot is not None:
+            self._publish(self.topics.snapshot, self._last_snapshot, qos=0, retain=True)
+
+    def _handle_message(self, topic: str, payload: bytes, retain: bool) -> None:
+        if self._stopping:
+            return
+        if topic == self._status_topic:
+            # A retained `online` arrives on every subscribe, right after we announced anyway.
+            if payload == b"online" and not retain:
+                log.info("MQTT: Home Assistant came online, re-sending discovery")
+                self._announce()
+            return
+        name = self.topics.command_name(topic)
+        if name is None:
+            return
+        text = payload.decode("utf-8", "replace").strip()
+        if retain:
+            log.warning(
+                "MQTT: ignoring the retained %s command on %s: commands must not be retained "
+                "(clear it with an empty retained message)",
+                name,
+                topic,
+            )
+            return
+        if not text:
+            # What subscribers see when someone clears a retained command: not a request.
+            log.info("MQTT: ignoring an empty %s command on %s", name, topic)
+            return
+        if name == "monitoring":
+            text = text.upper()
+            if text not in MONITORING_PAYLOADS:
+                log.warning("MQTT: ignoring monitoring command %r: expected ON or OFF", text[:40])
+                return
+        self._on_command(name, text)
+
+
+def _wait_published(info: mqtt.MQTTMessageInfo, timeout_s: float) -> bool:
+    """Block (in a worker thread) until paho has sent `info`'s message; False if it could not."""
+    try:
+        info.wait_for_publish(timeout_s)
+    except (RuntimeError, ValueError):
+        return False
+    return info.is_published()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
