@@ -1,0 +1,408 @@
+"""A stand-in of the Gadget service over real HTTP on loopback, for the tests and the demo.
+
+It follows the documented contract (Create Context, Process, the error body, two "regions" behind
+ProcessRequestUrl and FallbackProcessRequestUrl), scores each JPEG from its pixels
+(`sim.frame_scoring`), keeps a temporal model per context (`sim.gadget_model`), records every
+request for assertions, and injects faults on demand. Tests wait on `wait_for_calls`, never sleep.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from PIL import Image
+
+from sim.frame_scoring import score_image
+from sim.gadget_model import ContextModel
+from sim.multipart import parse_form_data
+
+log = logging.getLogger(__name__)
+
+CREATE_CONTEXT_PATH = "/api/gadget/v1/createcontext"
+PROCESS_PATH = "/api/gadget/v1/process"
+REGIONS = ("primary", "fallback")
+MAX_IMAGE_BYTES = 6 * 1024 * 1024
+MAX_BODY_BYTES = MAX_IMAGE_BYTES + 64 * 1024  # room for the multipart framing
+# The HTTP status each documented ErrorType comes with.
+ERROR_STATUS = {
+    "OE_BAD_ARGS": 400,
+    "OE_ARGS_PARSE_FAILED": 400,
+    "OE_IMAGE_DECODE_FAILED": 400,
+    "OE_INVALID_API_KEY": 401,
+    "OE_API_KEY_DISABLED": 401,
+    "OE_API_KEY_BLOCKED_PAYMENT_FAILED": 402,
+    "OE_API_KEY_IP_RESTRICTED": 403,
+    "OE_CONTEXT_RATE_LIMITED": 429,
+    "OE_FREE_USAGE_LIMIT_REACHED": 429,
+    "OE_INTERNAL_ERROR": 500,
+    "OE_BACKEND_THROTTLED": 503,
+}
+
+Endpoint = Literal["createcontext", "process"]
+Interval = int | dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """What the stand-in does with one request: an HTTP answer, a stall, or a dropped connection.
+
+    Normal answers and injected faults are both Replies, so any fault is just another Reply.
+    """
+
+    status: int = 200
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    error_type: str | None = None  # for the call record
+    disconnect: bool = False  # close the connection without answering
+    stall_s: float = 0.0  # wait this long (or until stop()) before answering
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+        return cls(status, json.dumps(payload).encode(), (("Content-Type", "application/json"), *headers))
+
+    @classmethod
+    def api_error(
+        cls,
+        error_type: str,
+        details: str = "injected",
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> Reply:
+        """A documented error body; the status follows the error type unless given."""
+        headers = (("Retry-After", retry_after),) if retry_after is not None else ()
+        reply = cls.json(
+            {"ErrorType": error_type, "ErrorDetails": details},
+            status or ERROR_STATUS.get(error_type, 400),
+            headers,
+        )
+        return cls(reply.status, reply.body, reply.headers, error_type=error_type)
+
+    @classmethod
+    def raw(
+        cls, status: int, body: bytes = b"<html>upstream unavailable</html>", content_type: str = "text/html"
+    ) -> Reply:
+        """A body that is not the documented JSON, like a load balancer's error page."""
+        return cls(status, body, (("Content-Type", content_type),))
+
+    @classmethod
+    def drop(cls) -> Reply:
+        return cls(status=0, disconnect=True)
+
+    @classmethod
+    def stall(cls, seconds: float) -> Reply:
+        """No answer for `seconds`, then a dropped connection: a client timeout in the making."""
+        return cls(status=0, disconnect=True, stall_s=seconds)
+
+    @classmethod
+    def of(cls, fault: Reply | str | int) -> Reply:
+        """`inject` shorthand: an ErrorType string, a bare HTTP status, or a Reply."""
+        if isinstance(fault, str):
+            return cls.api_error(fault)
+        if isinstance(fault, int):
+            return cls.raw(fault)
+        return fault
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    field: str | None
+    filename: str | None
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request as the stand-in saw it; `status` is None when the connection was dropped."""
+
+    at: float  # time.monotonic()
+    method: str
+    path: str  # with the query string
+    endpoint: Endpoint | None
+    region: str | None  # "primary" or "fallback" for Process calls
+    headers: Mapping[str, str]  # lower-case names
+    status: int | None
+    error_type: str | None = None
+    context_id: str | None = None
+    files: tuple[UploadedFile, ...] = ()  # the file parts of a served (not faulted) Process call
+    answer: Mapping[str, Any] | None = None  # the JSON body of a 200 answer
+
+
+@dataclass(slots=True)
+class _Fault:
+    reply: Reply
+    endpoint: Endpoint
+    region: str | None
+
+
+@dataclass(slots=True)
+class _Request:
+    method: str
+    path: str
+    endpoint: Endpoint | None
+    region: str | None
+    headers: dict[str, str]
+    content_type: str
+    body: bytes
+    context_id: str | None = None
+    oversize: bool = False  # the body was too large to read
+    files: tuple[UploadedFile, ...] = ()
+    answer: dict[str, Any] | None = None
+
+
+class GadgetStandIn:
+    """The Gadget service on 127.0.0.1 and a free port; use as a context manager or start()/stop().
+
+    `interval` is the NextProcessIntervalSec to return: seconds, or {"Minimum", "Recommended"}.
+    `fail_primary` is the Reply every Process call to the primary region gets (e.g. `Reply.raw(503)`
+    or `Reply.drop()`); `inject` queues one-shot faults. `api_key`, `interval` and `fail_primary` may
+    be changed while running.
+    """
+
+    def __init__(
+        self, api_key: str = "sim-key", interval: Interval = 2, fail_primary: Reply | None = None
+    ) -> None:
+        self.api_key = api_key
+        self.interval = interval
+        self.fail_primary = fail_primary
+        self._cond = threading.Condition()
+        self._calls: list[Call] = []
+        self._contexts: dict[str, ContextModel] = {}
+        self._faults: list[_Fault] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("GadgetStandIn is not running")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> GadgetStandIn:
+        self._stopping.clear()
+        self._server = _Server(self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="gadget-stand-in", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._stopping.set()  # release stalled requests
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> GadgetStandIn:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def inject(
+        self,
+        fault: Reply | str | int,
+        *,
+        endpoint: Endpoint = "process",
+        region: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Answer the next `times` matching requests with `fault` instead of serving them.
+
+        `region` limits a Process fault to "primary" or "fallback"; faults fire in the order queued.
+        """
+        with self._cond:
+            self._faults.extend(_Fault(Reply.of(fault), endpoint, region) for _ in range(times))
+
+    @property
+    def calls(self) -> list[Call]:
+        with self._cond:
+            return list(self._calls)
+
+    @property
+    def contexts(self) -> dict[str, ContextModel]:
+        with self._cond:
+            return dict(self._contexts)
+
+    @property
+    def contexts_created(self) -> int:
+        with self._cond:
+            return len(self._contexts)
+
+    def wait_for_calls(self, count: int, timeout: float = 5.0) -> list[Call]:
+        """Block until at least `count` requests have been answered (or dropped); TimeoutError if not."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._calls) >= count, timeout):
+                raise TimeoutError(f"{len(self._calls)} of {count} calls within {timeout} s")
+            return list(self._calls)
+
+    def _serve(self, request: _Request) -> Reply:
+        """Decide the reply and record the call; runs on a handler thread."""
+        reply = self._take_fault(request) or self._answer(request)
+        with self._cond:
+            self._calls.append(
+                Call(
+                    at=time.monotonic(),
+                    method=request.method,
+                    path=request.path,
+                    endpoint=request.endpoint,
+                    region=request.region,
+                    headers=request.headers,
+                    status=None if reply.disconnect else reply.status,
+                    error_type=reply.error_type,
+                    context_id=request.context_id,
+                    files=request.files,
+                    answer=request.answer if reply.status == 200 else None,
+                )
+            )
+            self._cond.notify_all()
+        return reply
+
+    def _take_fault(self, request: _Request) -> Reply | None:
+        with self._cond:
+            for index, fault in enumerate(self._faults):
+                if fault.endpoint == request.endpoint and fault.region in (None, request.region):
+                    return self._faults.pop(index).reply
+        if request.region == "primary":
+            return self.fail_primary
+        return None
+
+    def _answer(self, request: _Request) -> Reply:
+        if request.oversize:
+            return Reply.api_error("OE_BAD_ARGS", "the request body is too large", status=413)
+        if request.method != "POST" or request.endpoint is None:
+            return Reply.raw(404 if request.endpoint is None else 405, b"not found", "text/plain")
+        if request.headers.get("x-api-key") != self.api_key:
+            return Reply.api_error("OE_INVALID_API_KEY", "the X-API-Key header is missing or wrong")
+        if request.endpoint == "createcontext":
+            return self._create_context(request)
+        return self._process(request)
+
+    def _create_context(self, request: _Request) -> Reply:
+        try:
+            args = json.loads(request.body or b"{}")
+        except ValueError:
+            return Reply.api_error("OE_ARGS_PARSE_FAILED", "the body is not JSON")
+        if not isinstance(args, dict):
+            return Reply.api_error("OE_ARGS_PARSE_FAILED", "the body is not a JSON object")
+        levels = [args.get(key, 3) for key in ("WarningConfidenceLevel", "PauseConfidenceLevel")]
+        if not all(
+            isinstance(level, int) and not isinstance(level, bool) and 1 <= level <= 5 for level in levels
+        ):
+            return Reply.api_error("OE_BAD_ARGS", "confidence levels must be integers 1..5")
+        context_id = uuid.uuid4().hex
+        with self._cond:
+            self._contexts[context_id] = ContextModel(context_id, *levels)
+        request.context_id = context_id
+        request.answer = {
+            "ContextId": context_id,
+            "ProcessRequestUrl": f"{self.base_url}/primary{PROCESS_PATH}?ctx={context_id}",
+            "FallbackProcessRequestUrl": f"{self.base_url}/fallback{PROCESS_PATH}?ctx={context_id}",
+        }
+        return Reply.json(request.answer)
+
+    def _process(self, request: _Request) -> Reply:
+        with self._cond:
+            model = self._contexts.get(request.context_id or "")
+        if model is None:
+            return Reply.api_error("OE_BAD_ARGS", "unknown context")
+        try:
+            parts = parse_form_data(request.content_type, request.body)
+        except ValueError as exc:
+            return Reply.api_error("OE_BAD_ARGS", str(exc))
+        files = [part for part in parts if part.filename is not None]
+        request.files = tuple(UploadedFile(f.name, f.filename, f.content_type, len(f.data)) for f in files)
+        if len(files) != 1:
+            return Reply.api_error("OE_BAD_ARGS", f"expected exactly one file part, got {len(files)}")
+        if len(files[0].data) > MAX_IMAGE_BYTES:
+            return Reply.api_error("OE_BAD_ARGS", "the image is larger than 6 MiB")
+        try:
+            with Image.open(io.BytesIO(files[0].data)) as image:
+                if image.format != "JPEG":
+                    raise ValueError(f"{image.format} is not JPEG")
+                image.load()
+                score = score_image(image)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            return Reply.api_error("OE_IMAGE_DECODE_FAILED", str(exc))
+        with self._cond:
+            request.answer = model.observe(score, self.interval)
+        return Reply.json(request.answer)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, stand_in: GadgetStandIn) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.stand_in = stand_in
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the real service and httpx's pool expect
+    timeout = 30  # drop idle keep-alive connections eventually
+    server: _Server
+
+    def do_POST(self) -> None:
+        stand_in = self.server.stand_in
+        reply = stand_in._serve(self._request())
+        if reply.stall_s:
+            stand_in._stopping.wait(reply.stall_s)
+        if reply.disconnect:
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    do_GET = do_PUT = do_DELETE = do_POST
+
+    def _request(self) -> _Request:
+        """Read the request; a body too large to accept is left unread and the connection closed."""
+        length = int(self.headers.get("Content-Length") or 0)
+        oversize = length > MAX_BODY_BYTES
+        if oversize:
+            self.close_connection = True
+        body = b"" if oversize else self.rfile.read(length)
+        url = urlsplit(self.path)
+        endpoint: Endpoint | None = None
+        region = None
+        if url.path == CREATE_CONTEXT_PATH:
+            endpoint = "createcontext"
+        else:
+            head, _, rest = url.path.lstrip("/").partition("/")
+            if head in REGIONS and "/" + rest == PROCESS_PATH:
+                endpoint, region = "process", head
+        return _Request(
+            method=self.command,
+            path=self.path,
+            endpoint=endpoint,
+            region=region,
+            headers={name.lower(): value for name, value in self.headers.items()},
+            content_type=self.headers.get("Content-Type", ""),
+            body=body,
+            oversize=oversize,
+            context_id=(parse_qs(url.query).get("ctx") or [None])[0],
+        )
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
