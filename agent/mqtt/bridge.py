@@ -106,8 +106,9 @@ class MqttBridge:
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
         self._client = None
-        self._connected = False
-        log.info("MQTT: disconnected from %s", self._where)
+        if self._connected:
+            self._connected = False
+            log.info("MQTT: disconnected from %s", self._where)
 
     def publish_state(self, state: Mapping[str, Any]) -> None:
         """Publish the printer state (retained) and remember it for every reconnect."""
@@ -196,8 +197,9 @@ class MqttBridge:
         )
 
     def _handle_disconnect(self, reason: ReasonCode) -> None:
-        self._connected = False
-        if self._stopping:
+        # paho also reports a refused CONNACK as a disconnect: that was never a connection.
+        was_connected, self._connected = self._connected, False
+        if self._stopping or not was_connected:
             return
         self._report(
             "lost", logging.WARNING, f"MQTT: lost the connection to {self._where} ({reason}); reconnecting"
