@@ -1,0 +1,83 @@
+"""Firmware dialects: which commands pause and resume, and how to tell firmwares apart from `M115`.
+
+The pause command differs by firmware in ways that matter: Klipper's `M25` only stops the file
+reader and confuses its pause module, Prusa's `M601` also parks the head and cools the nozzle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    name: str
+    pause: str
+    resume: str
+    # Marlin and Prusa send an `ok` for the garbled line right after `Resend:`; that `ok` must
+    # not be taken for the resent line's.
+    ok_after_resend: bool = True
+
+
+MARLIN = Dialect("marlin", pause="M25", resume="M24")
+PRUSA = Dialect("prusa", pause="M601", resume="M602")
+KLIPPER = Dialect("klipper", pause="PAUSE", resume="RESUME", ok_after_resend=False)
+DIALECTS = {d.name: d for d in (MARLIN, PRUSA, KLIPPER)}
+
+_FIELD = re.compile(r"([A-Z_]+):(.*?)(?=\s+[A-Z_]+:|$)")
+_CAP = re.compile(r"^Cap:([A-Za-z0-9_]+):([01])\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class FirmwareInfo:
+    """What `M115` says: the firmware name line and the capabilities it reports."""
+
+    name: str = ""
+    capabilities: dict[str, bool] = field(default_factory=dict)
+
+    def has(self, capability: str) -> bool:
+        return self.capabilities.get(capability, False)
+
+
+def parse_capability(line: str) -> tuple[str, bool] | None:
+    """`Cap:AUTOREPORT_TEMP:1` → ("AUTOREPORT_TEMP", True)."""
+    match = _CAP.match(line.strip())
+    return (match.group(1), match.group(2) == "1") if match else None
+
+
+def parse_firmware_info(lines: Iterable[str]) -> FirmwareInfo:
+    """Read the `M115` reply: `FIRMWARE_NAME:...` (values may contain spaces) and `Cap:` lines."""
+    name = ""
+    capabilities: dict[str, bool] = {}
+    for line in lines:
+        if cap := parse_capability(line):
+            capabilities[cap[0]] = cap[1]
+            continue
+        fields = dict(_FIELD.findall(line.strip()))
+        if "FIRMWARE_NAME" in fields:
+            name = fields["FIRMWARE_NAME"].strip()
+    return FirmwareInfo(name, capabilities)
+
+
+def detect_dialect(firmware_name: str) -> Dialect:
+    """Prusa before Marlin: Prusa's name says "based on Marlin". Unknown firmware talks Marlin."""
+    lowered = firmware_name.lower()
+    if "prusa" in lowered:
+        return PRUSA
+    if "klipper" in lowered:
+        return KLIPPER
+    return MARLIN
+
+
+def choose_dialect(setting: str, firmware_name: str) -> Dialect:
+    """The `printer.dialect` setting wins; `auto` detects it from the firmware name."""
+    if setting == "auto":
+        return detect_dialect(firmware_name)
+    try:
+        return DIALECTS[setting]
+    except KeyError:
+        raise ValueError(
+            f"unknown printer dialect {setting!r}; expected auto, {', '.join(DIALECTS)}"
+        ) from None

@@ -1,0 +1,163 @@
+"""Firmware lines turned into facts about the print (no state here: see follower.py for that).
+
+Marlin, Prusa and Klipper report the same few facts with small differences in spacing and case,
+and they interleave them with replies and auto-reports, so every line goes through `parse_report`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FileOpened:
+    name: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentFile:
+    """`M27 C`: the open file, or None when none is open (the print was stopped)."""
+
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SdProgress:
+    position: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class NotSdPrinting:
+    """Marlin says this both when paused (file still open) and when stopped (file closed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SdPaused:
+    """Prusa's unambiguous paused report."""
+
+
+@dataclass(frozen=True, slots=True)
+class DonePrinting:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class HostAction:
+    action: str  # pause, paused, resume, resumed, cancel, start, ...
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterReset:
+    """`start`: the board (re)booted, so any running print is gone."""
+
+
+@dataclass(frozen=True, slots=True)
+class FatalError:
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Temperatures:
+    hotend: float
+    hotend_target: float
+    bed: float | None = None
+    bed_target: float | None = None
+
+    def as_dict(self) -> dict[str, float]:
+        values = {"hotend": self.hotend, "hotend_target": self.hotend_target}
+        if self.bed is not None and self.bed_target is not None:
+            values |= {"bed": self.bed, "bed_target": self.bed_target}
+        return values
+
+
+Report = (
+    FileOpened
+    | CurrentFile
+    | SdProgress
+    | NotSdPrinting
+    | SdPaused
+    | DonePrinting
+    | HostAction
+    | PrinterReset
+    | FatalError
+    | Temperatures
+)
+
+_FILE_OPENED = re.compile(r"^File opened:\s*(.+?)\s+Size:\s*(\d+)", re.IGNORECASE)
+_CURRENT_FILE = re.compile(r"^Current file:\s*(.*?)\s*$", re.IGNORECASE)
+_SD_PROGRESS = re.compile(r"SD printing byte\s+(\d+)\s*/\s*(\d+)", re.IGNORECASE)
+_HOST_ACTION = re.compile(r"^//\s*action:\s*(\w+)", re.IGNORECASE)
+_TEMPERATURE = re.compile(r"(?<![\w@])(T\d?|B):\s*(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)")
+_FATAL = re.compile(r"kill\(\) called|halted|thermal runaway|maxtemp|mintemp|heating failed|stopped", re.I)
+_NO_FILE = ("", "(no file)", "no file", "none")
+
+
+def parse_report(line: str) -> Report | None:
+    """The fact a firmware line states, or None when it states none we follow."""
+    text = line.strip()
+    for parse in _PARSERS:
+        if (report := parse(text)) is not None:
+            return report
+    return None
+
+
+def _file_opened(text: str) -> Report | None:
+    match = _FILE_OPENED.match(text)
+    return FileOpened(match.group(1), int(match.group(2))) if match else None
+
+
+def _current_file(text: str) -> Report | None:
+    match = _CURRENT_FILE.match(text)
+    if not match:
+        return None
+    name = match.group(1)
+    return CurrentFile(None if name.lower() in _NO_FILE else name)
+
+
+def _sd_status(text: str) -> Report | None:
+    if match := _SD_PROGRESS.search(text):
+        return SdProgress(int(match.group(1)), int(match.group(2)))
+    lowered = text.lower()
+    if lowered.startswith("not sd printing"):
+        return NotSdPrinting()
+    if lowered.startswith("sd print paused"):
+        return SdPaused()
+    if lowered.startswith("done printing file"):
+        return DonePrinting()
+    return None
+
+
+def _host_action(text: str) -> Report | None:
+    match = _HOST_ACTION.match(text)
+    return HostAction(match.group(1).lower()) if match else None
+
+
+def _reset(text: str) -> Report | None:
+    return PrinterReset() if text == "start" else None
+
+
+def _fatal(text: str) -> Report | None:
+    if text.startswith("!!"):
+        return FatalError(text.lstrip("! ").strip() or "Klipper reported an error")
+    lowered = text.lower()
+    is_error = lowered.startswith("error:") or (lowered.startswith("echo:") and "thermal runaway" in lowered)
+    if is_error and _FATAL.search(text):
+        return FatalError(text.split(":", 1)[1].strip())
+    return None
+
+
+def _temperatures(text: str) -> Report | None:
+    found: dict[str, tuple[float, float]] = {}
+    for sensor, actual, target in _TEMPERATURE.findall(text):
+        found.setdefault(sensor, (float(actual), float(target)))
+    hotend = found.get("T") or found.get("T0")
+    if hotend is None:
+        return None
+    bed = found.get("B")
+    return Temperatures(hotend[0], hotend[1], bed[0] if bed else None, bed[1] if bed else None)
+
+
+_PARSERS = (_file_opened, _current_file, _sd_status, _host_action, _reset, _fatal, _temperatures)
