@@ -1,0 +1,267 @@
+"""Unit tests for the pure parts of the printer link: framing, line kinds, reports, dialects, follower."""
+
+from __future__ import annotations
+
+import pytest
+
+from hardware.printer.dialects import (
+    KLIPPER,
+    MARLIN,
+    PRUSA,
+    choose_dialect,
+    detect_dialect,
+    parse_capability,
+    parse_firmware_info,
+)
+from hardware.printer.events import PrinterEventKind as K
+from hardware.printer.follower import PrintFollower, PrintState
+from hardware.printer.protocol import LineKind, LineNumbers, checksum, classify, frame, resend_number
+from hardware.printer.reports import (
+    CurrentFile,
+    DonePrinting,
+    FatalError,
+    FileOpened,
+    HostAction,
+    NotSdPrinting,
+    PrinterReset,
+    SdPaused,
+    SdProgress,
+    Temperatures,
+    parse_report,
+)
+from hardware.printer.transport import LineSplitter
+
+# --- framing ---------------------------------------------------------------------------------
+
+
+def test_frame_matches_known_lines() -> None:
+    # Lines as OctoPrint and Pronterface send them to Marlin.
+    assert frame(0, "M110 N0") == "N0 M110 N0*125"
+    assert frame(1, "M115") == "N1 M115*39"
+
+
+def test_checksum_is_xor_of_payload() -> None:
+    assert checksum("N1 M115") == 39
+    assert checksum("") == 0
+
+
+def test_line_numbers_count_from_reset_and_resend_only_the_line_in_flight() -> None:
+    numbers = LineNumbers()
+    assert numbers.frame("M110 N0").startswith("N0 ")
+    assert numbers.frame("M27") == frame(1, "M27")
+    second = numbers.frame("M105")
+    assert numbers.resend(2) == second
+    assert numbers.resend(1) is None  # not in flight: renumber instead of replaying
+    numbers.reset()
+    assert numbers.frame("M110 N0") == "N0 M110 N0*125"
+
+
+# --- line kinds ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "kind"),
+    [
+        ("ok", LineKind.OK),
+        ("ok T:20.0 /0.0 B:20.0 /0.0 @:0 B@:0", LineKind.OK),
+        ("ok N12 P15 B3", LineKind.OK),
+        ("Resend: 5", LineKind.RESEND),
+        ("rs N5", LineKind.RESEND),
+        ("echo:busy: processing", LineKind.BUSY),
+        ("echo:busy: paused for user", LineKind.BUSY),
+        ("Error:checksum mismatch, Last Line: 4", LineKind.LINE_ERROR),
+        ("Error:Line Number is not Last Line Number+1, Last Line: 3", LineKind.LINE_ERROR),
+        ("Error:No Checksum with line number, Last Line: 3", LineKind.LINE_ERROR),
+        ("Error:Printer halted. kill() called!", LineKind.ERROR),
+        ("!! Lost communication with MCU 'mcu'", LineKind.ERROR),
+        ("okay then", LineKind.OTHER),
+        ('echo:Unknown command: "M999"', LineKind.OTHER),
+    ],
+)
+def test_classify(line: str, kind: LineKind) -> None:
+    assert classify(line) is kind
+
+
+def test_resend_number() -> None:
+    assert resend_number("Resend: 17") == 17
+    assert resend_number("rs N3") == 3
+    assert resend_number("ok") is None
+
+
+def test_line_splitter_tolerates_garbage_and_partial_lines() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b"\x00\xff\xfestart\r\nok T:2") == ["\ufffd\ufffdstart"]
+    assert splitter.feed(b"x" * 5000) == ["ok T:2" + "x" * 5000]  # no newline in sight: flushed
+
+
+def test_line_splitter_joins_partial_reads() -> None:
+    splitter = LineSplitter()
+    assert splitter.feed(b"ok T:2") == []
+    assert splitter.feed(b"1.0 /0.0\n\nok\n") == ["ok T:21.0 /0.0", "ok"]
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "report"),
+    [
+        ("File opened: BENCHY~1.GCO Size: 1234567", FileOpened("BENCHY~1.GCO", 1234567)),
+        ("File opened:benchy.gcode Size:42", FileOpened("benchy.gcode", 42)),
+        ("Current file: BENCHY~1.GCO", CurrentFile("BENCHY~1.GCO")),
+        ("Current file: (no file)", CurrentFile(None)),
+        ("SD printing byte 2048/1234567", SdProgress(2048, 1234567)),
+        ("Not SD printing", NotSdPrinting()),
+        ("SD print paused", SdPaused()),
+        ("Done printing file", DonePrinting()),
+        ("//action:paused", HostAction("paused")),
+        ("// action:cancel", HostAction("cancel")),
+        ("start", PrinterReset()),
+        ("Error:Printer halted. kill() called!", FatalError("Printer halted. kill() called!")),
+        (
+            "Error:Thermal Runaway, system stopped! Heater_ID: 0",
+            FatalError("Thermal Runaway, system stopped! Heater_ID: 0"),
+        ),
+        (
+            "Error:MAXTEMP triggered, system stopped! Heater_ID: E0",
+            FatalError("MAXTEMP triggered, system stopped! Heater_ID: E0"),
+        ),
+        ("Error: MINTEMP triggered", FatalError("MINTEMP triggered")),
+        ("!! Lost communication with MCU 'mcu'", FatalError("Lost communication with MCU 'mcu'")),
+        ("T:205.0 /205.0 B:60.0 /60.0 @:127 B@:0", Temperatures(205.0, 205.0, 60.0, 60.0)),
+        ("ok T:21.3 /0.0 B:20.9 /0.0 T0:21.3 /0.0 @:0 B@:0", Temperatures(21.3, 0.0, 20.9, 0.0)),
+        (" T0:200.0 /210.0 @:0", Temperatures(200.0, 210.0)),
+        ("Error:checksum mismatch, Last Line: 4", None),
+        ("ok", None),
+        ("echo:SD card ok", None),
+    ],
+)
+def test_parse_report(line: str, report: object) -> None:
+    assert parse_report(line) == report
+
+
+def test_temperatures_as_dict_uses_event_keys() -> None:
+    assert Temperatures(200.0, 205.0, 59.0, 60.0).as_dict() == {
+        "hotend": 200.0,
+        "hotend_target": 205.0,
+        "bed": 59.0,
+        "bed_target": 60.0,
+    }
+
+
+# --- dialects --------------------------------------------------------------------------------
+
+MARLIN_M115 = [
+    "FIRMWARE_NAME:Marlin 2.1.2.1 (Github) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin "
+    "PROTOCOL_VERSION:1.0 MACHINE_TYPE:Ender-3 V2 EXTRUDER_COUNT:1 UUID:cede2a2f-41a2-4748-9b12-c55c62f367ff",
+    "Cap:SERIAL_XON_XOFF:0",
+    "Cap:AUTOREPORT_TEMP:1",
+    "Cap:AUTOREPORT_SD_STATUS:1",
+    "Cap:HOST_ACTION_COMMANDS:0",
+    "ok",
+]
+PRUSA_M115 = [
+    "FIRMWARE_NAME:Prusa-Firmware 3.13.2 based on Marlin "
+    "FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware "
+    "PROTOCOL_VERSION:1.0 MACHINE_TYPE:Prusa i3 MK3S EXTRUDER_COUNT:1 UUID:00000000-0000-0000-0000-0000",
+    "Cap:AUTOREPORT_TEMP:1",
+    "ok",
+]
+KLIPPER_M115 = ["ok FIRMWARE_NAME:Klipper FIRMWARE_VERSION:v0.12.0-85-gd785b396"]
+
+
+def test_parse_firmware_info_reads_name_and_capabilities() -> None:
+    info = parse_firmware_info(MARLIN_M115)
+    assert info.name == "Marlin 2.1.2.1 (Github)"
+    assert info.has("AUTOREPORT_SD_STATUS")
+    assert not info.has("HOST_ACTION_COMMANDS")
+    assert not info.has("EMERGENCY_PARSER")  # not reported at all
+
+
+def test_parse_capability() -> None:
+    assert parse_capability("Cap:EMERGENCY_PARSER:1") == ("EMERGENCY_PARSER", True)
+    assert parse_capability("Cap:EEPROM:0") == ("EEPROM", False)
+    assert parse_capability("ok") is None
+
+
+@pytest.mark.parametrize(
+    ("reply", "dialect"),
+    [(MARLIN_M115, MARLIN), (PRUSA_M115, PRUSA), (KLIPPER_M115, KLIPPER), (["ok"], MARLIN)],
+)
+def test_detect_dialect(reply: list[str], dialect: object) -> None:
+    assert detect_dialect(parse_firmware_info(reply).name) == dialect
+
+
+def test_dialect_setting_overrides_detection() -> None:
+    assert choose_dialect("klipper", "Marlin 2.1") is KLIPPER
+    assert choose_dialect("auto", "Prusa-Firmware 3.13") is PRUSA
+    with pytest.raises(ValueError, match="unknown printer dialect"):
+        choose_dialect("repetier", "Marlin")
+
+
+def test_dialect_commands() -> None:
+    assert (MARLIN.pause, MARLIN.resume) == ("M25", "M24")
+    assert (PRUSA.pause, PRUSA.resume) == ("M601", "M602")
+    assert (KLIPPER.pause, KLIPPER.resume) == ("PAUSE", "RESUME")
+
+
+# --- follower --------------------------------------------------------------------------------
+
+
+def kinds(follower: PrintFollower, *reports: object) -> list[K]:
+    return [event.kind for report in reports for event in follower.apply(report)]  # type: ignore[arg-type]
+
+
+def test_follower_reports_each_transition_once() -> None:
+    follower = PrintFollower()
+    assert kinds(follower, FileOpened("a.gcode", 100)) == []
+    assert kinds(follower, SdProgress(10, 100), SdProgress(10, 100)) == [K.PRINT_STARTED, K.PROGRESS]
+    assert kinds(follower, SdProgress(50, 100)) == [K.PROGRESS]
+    assert kinds(follower, HostAction("paused"), HostAction("pause"), NotSdPrinting()) == [K.PAUSED]
+    assert kinds(follower, HostAction("resume"), SdProgress(60, 100)) == [K.RESUMED, K.PROGRESS]
+    assert kinds(follower, DonePrinting(), DonePrinting()) == [K.FINISHED]
+    assert follower.state is PrintState.IDLE
+
+
+def test_follower_events_carry_file_and_progress() -> None:
+    follower = PrintFollower()
+    follower.apply(FileOpened("a.gcode", 200))
+    started, progress = follower.apply(SdProgress(50, 200))
+    assert started.file == "a.gcode"
+    assert progress.progress == 25.0
+
+
+def test_not_sd_printing_is_resolved_by_the_open_file() -> None:
+    follower = PrintFollower()
+    kinds(follower, SdProgress(10, 100))
+    assert kinds(follower, NotSdPrinting()) == []
+    assert follower.needs_file_check
+    assert kinds(follower, CurrentFile("a.gcode")) == [K.PAUSED]
+    assert kinds(follower, SdProgress(10, 100)) == []  # frozen position: still paused
+    assert kinds(follower, SdProgress(11, 100)) == [K.RESUMED, K.PROGRESS]
+    kinds(follower, NotSdPrinting())
+    assert kinds(follower, CurrentFile(None)) == [K.CANCELLED]
+
+
+def test_prusa_paused_report_and_found_paused_print() -> None:
+    follower = PrintFollower()
+    follower.apply(FileOpened("a.gcode", 100))
+    assert kinds(follower, SdPaused()) == [K.PRINT_STARTED, K.PAUSED]
+
+
+def test_fatal_error_and_reset_end_the_print() -> None:
+    follower = PrintFollower()
+    kinds(follower, SdProgress(10, 100))
+    halted = FatalError("Printer halted. kill() called!")
+    assert kinds(follower, halted, halted) == [K.ERROR]
+    assert follower.state is PrintState.IDLE
+    kinds(follower, SdProgress(10, 100))
+    assert kinds(follower, PrinterReset()) == [K.ERROR]
+    assert kinds(follower, PrinterReset()) == []  # a reset while idle is no news
+
+
+def test_temperature_only_on_change() -> None:
+    follower = PrintFollower()
+    reading = Temperatures(20.0, 0.0, 20.0, 0.0)
+    assert kinds(follower, reading, reading) == [K.TEMPERATURE]
+    assert kinds(follower, Temperatures(25.0, 205.0, 20.0, 60.0)) == [K.TEMPERATURE]
