@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 FILAMENT = (232, 112, 28)
-FILAMENT_SHADE = (196, 90, 20)
+FILAMENT_SHADE = (214, 101, 24)
 BACKGROUND_TOP = (38, 40, 46)
 BACKGROUND_BOTTOM = (70, 72, 78)
 BED = (120, 124, 130)

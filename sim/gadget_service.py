@@ -34,6 +34,7 @@ PROCESS_PATH = "/api/gadget/v1/process"
 REGIONS = ("primary", "fallback")
 MAX_IMAGE_BYTES = 6 * 1024 * 1024
 MAX_BODY_BYTES = MAX_IMAGE_BYTES + 64 * 1024  # room for the multipart framing
+SHUTDOWN_POLL_S = 0.02  # how often serve_forever checks for stop(): tests start and stop many servers
 # The HTTP status each documented ErrorType comes with.
 ERROR_STATUS = {
     "OE_BAD_ARGS": 400,
@@ -194,7 +195,7 @@ class GadgetStandIn:
         self._stopping.clear()
         self._server = _Server(self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="gadget-stand-in", daemon=True
+            target=self._server.serve_forever, args=(SHUTDOWN_POLL_S,), name="gadget-stand-in", daemon=True
         )
         self._thread.start()
         return self
@@ -357,6 +358,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the real service and httpx's pool expect
     timeout = 30  # drop idle keep-alive connections eventually
+    disable_nagle_algorithm = True  # headers and body go out as separate writes: no 40 ms ACK stalls
     server: _Server
 
     def do_POST(self) -> None:

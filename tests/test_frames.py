@@ -13,6 +13,7 @@ from sim.frame_scoring import score_image
 from sim.frames import render_frame, write_frames
 
 PROGRESS = [step / 10 for step in range(11)]
+SMALL = {"width": 320, "height": 240}  # sweeps at a small size keep the suite fast; the scorer scales
 
 
 def score(jpeg: bytes) -> int:
@@ -21,26 +22,31 @@ def score(jpeg: bytes) -> int:
 
 @pytest.mark.parametrize("seed", [0, 7])
 def test_clean_frames_score_low_across_the_whole_print(seed: int) -> None:
-    scores = [score(render_frame(progress, None, seed=seed)) for progress in PROGRESS]
+    scores = [score(render_frame(progress, None, seed=seed, **SMALL)) for progress in PROGRESS]
     assert max(scores) < 20, scores
 
 
 @pytest.mark.parametrize("seed", [0, 7])
 def test_spaghetti_scores_high_and_rises_as_the_mess_grows(seed: int) -> None:
     failure_at = 0.3
-    before = [score(render_frame(progress, failure_at, seed=seed)) for progress in (0.0, 0.15, 0.29)]
-    after = [score(render_frame(failure_at + step * 0.05, failure_at, seed=seed)) for step in range(2, 15)]
+    before = [score(render_frame(progress, failure_at, seed=seed, **SMALL)) for progress in (0.0, 0.15, 0.29)]
+    after = [
+        score(render_frame(failure_at + step * 0.05, failure_at, seed=seed, **SMALL)) for step in range(2, 15)
+    ]
     assert max(before) < 20, before
     assert min(after) > 70, after
     # The onset rises steeply; once saturated, overlapping strands may cost a point or two.
-    onset = [score(render_frame(progress, failure_at, seed=seed)) for progress in (0.3, 0.31, 0.33, 0.35)]
+    onset = [
+        score(render_frame(progress, failure_at, seed=seed, **SMALL)) for progress in (0.3, 0.31, 0.33, 0.35)
+    ]
     assert onset == sorted(onset) and onset[0] < after[0], onset
     assert all(later >= earlier - 3 for earlier, later in pairwise(after)), after
 
 
-def test_scores_do_not_depend_on_the_camera_resolution() -> None:
-    assert score(render_frame(0.6, None, width=1280, height=720)) < 20
-    assert score(render_frame(0.6, 0.3, width=1280, height=720)) > 70
+@pytest.mark.parametrize(("width", "height"), [(320, 240), (640, 480), (1280, 720)])
+def test_scores_do_not_depend_on_the_camera_resolution(width: int, height: int) -> None:
+    assert score(render_frame(0.6, None, width=width, height=height)) < 20
+    assert score(render_frame(0.6, 0.3, width=width, height=height)) > 70
 
 
 def test_frames_are_deterministic_given_the_seed() -> None:
