@@ -243,6 +243,13 @@ def test_not_sd_printing_is_resolved_by_the_open_file() -> None:
     assert kinds(follower, CurrentFile(None)) == [K.CANCELLED]
 
 
+def test_resume_forgets_a_pending_file_check() -> None:
+    follower = PrintFollower()
+    kinds(follower, SdProgress(10, 100), HostAction("paused"), NotSdPrinting(), HostAction("resume"))
+    assert not follower.needs_file_check
+    assert kinds(follower, CurrentFile("a.gcode")) == []
+
+
 def test_prusa_paused_report_and_found_paused_print() -> None:
     follower = PrintFollower()
     follower.apply(FileOpened("a.gcode", 100))

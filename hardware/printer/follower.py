@@ -61,7 +61,7 @@ class PrintFollower:
             case SdProgress(position=position, total=total):
                 return self._sd_progress(position, total)
             case NotSdPrinting():
-                self.needs_file_check = self.state is PrintState.PRINTING
+                self.needs_file_check = self.active
                 return []
             case SdPaused():
                 return self._start_if_idle() + self._pause()
@@ -145,12 +145,14 @@ class PrintFollower:
         if self.state is not PrintState.PRINTING:
             return []
         self.state = PrintState.PAUSED
+        self.needs_file_check = False
         return [self._event(K.PAUSED)]
 
     def _resume(self) -> list[PrinterEvent]:
         if self.state is not PrintState.PAUSED:
             return []
         self.state = PrintState.PRINTING
+        self.needs_file_check = False  # a `Not SD printing` from before the resume is old news
         return [self._event(K.RESUMED)]
 
     def _end(self, kind: PrinterEventKind, message: str = "") -> list[PrinterEvent]:

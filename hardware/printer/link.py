@@ -204,12 +204,12 @@ class SerialPrinter:
     # --- following the print ------------------------------------------------------------------
 
     async def _poll(self) -> None:
-        if self._follower.needs_file_check:
-            await self._check_file()
         if not self._auto_sd:
             await self._try_send("M27")
         if not self._auto_temp:
             await self._try_send("M105")
+        if self._follower.needs_file_check:
+            await self._check_file()
 
     async def _check_file(self) -> None:
         """After `Not SD printing` mid-print: an open file means paused, none means stopped."""
@@ -218,13 +218,13 @@ class SerialPrinter:
             self._emit_all(self._follower.assume_paused())
 
     async def _sleep(self, transport: SerialTransport, delay: float) -> None:
-        """Wait `delay`, less if a report needs an answer; raise LinkLost if the port goes away."""
+        """Wait `delay`, less if an auto-report needs an answer; raise LinkLost if the port goes away."""
+        self._wake.clear()  # what the poll just did needs no second look
         woken = asyncio.ensure_future(self._wake.wait())
         try:
             await asyncio.wait({transport.lost, woken}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         finally:
             woken.cancel()
-        self._wake.clear()
         if transport.lost.done():
             raise LinkLost(transport.lost.result())
 

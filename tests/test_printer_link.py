@@ -1,0 +1,211 @@
+"""SerialPrinter against the virtual Marlin printer over a real pseudo-terminal: no mocks, no sleeps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import serial
+
+from hardware.printer.base import PauseFailed
+from hardware.printer.events import PrinterEvent
+from hardware.printer.events import PrinterEventKind as K
+from hardware.printer.link import SerialPrinter
+from sim.virtual_printer import DEFAULT_FILE, VirtualPrinter
+
+WAIT_S = 3.0
+
+
+class Events:
+    """The sink under test: records events and lets a test wait for them."""
+
+    def __init__(self) -> None:
+        self.seen: list[PrinterEvent] = []
+        self.threads: set[int] = set()
+        self._changed = asyncio.Event()
+
+    def __call__(self, event: PrinterEvent) -> None:
+        self.seen.append(event)
+        self.threads.add(threading.get_ident())
+        self._changed.set()
+
+    def of(self, kind: K) -> list[PrinterEvent]:
+        return [event for event in self.seen if event.kind is kind]
+
+    def kinds(self) -> list[K]:
+        """Everything but temperatures, which arrive whenever the heaters move."""
+        return [event.kind for event in self.seen if event.kind is not K.TEMPERATURE]
+
+    async def wait_for(self, kind: K, count: int = 1, timeout_s: float = WAIT_S) -> PrinterEvent:
+        async with asyncio.timeout(timeout_s):
+            while len(self.of(kind)) < count:
+                self._changed.clear()
+                await self._changed.wait()
+        return self.of(kind)[count - 1]
+
+
+@pytest.fixture
+def vp() -> Iterator[VirtualPrinter]:
+    with VirtualPrinter(print_duration_s=1.0, heat_duration_s=0.2, pause_delay_s=0.1) as printer:
+        yield printer
+
+
+@pytest.fixture
+def events() -> Events:
+    return Events()
+
+
+@contextlib.asynccontextmanager
+async def running(port: str, events: Events, **options: Any) -> AsyncIterator[SerialPrinter]:
+    """A SerialPrinter with fast test timings, its run() task cancelled on exit."""
+    settings: dict[str, Any] = {
+        "poll_interval_s": 0.05,
+        "confirm_timeout_s": 2.0,
+        "reconnect_interval_s": 0.05,
+    }
+    printer = SerialPrinter(port, 115200, "auto", events, **(settings | options))
+    task = asyncio.create_task(printer.run())
+    try:
+        yield printer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def start_print(vp: VirtualPrinter, events: Events) -> None:
+    await events.wait_for(K.CONNECTED)
+    vp.panel_start()
+    await events.wait_for(K.PRINT_STARTED)
+
+
+async def test_connects_and_identifies_marlin(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events) as printer:
+        connected = await events.wait_for(K.CONNECTED)
+    assert connected.firmware.startswith("Marlin")
+    assert connected.dialect == "marlin"
+    assert printer.firmware.has("AUTOREPORT_SD_STATUS")
+    assert vp.received[:2] == ["M110 N0", "M115"]
+
+
+async def test_follows_a_panel_print_to_the_end(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events):
+        await start_print(vp, events)
+        finished = await events.wait_for(K.FINISHED)
+    kinds = events.kinds()
+    assert kinds[:2] == [K.CONNECTED, K.PRINT_STARTED]
+    assert kinds[-1] is K.FINISHED
+    assert set(kinds[2:-1]) == {K.PROGRESS}
+    progress = [event.progress or 0.0 for event in events.of(K.PROGRESS)]
+    assert len(progress) >= 3
+    assert progress == sorted(set(progress)), "progress is reported once per change, only forward"
+    assert finished.file == DEFAULT_FILE
+    assert events.of(K.TEMPERATURE)[-1].temperatures["hotend_target"] in (0.0, 205.0)
+    assert events.threads == {threading.get_ident()}, "events arrive on the event loop thread"
+
+
+async def test_agent_pause_and_resume_are_confirmed(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events) as printer:
+        await start_print(vp, events)
+        await printer.pause()
+        assert vp.state == "paused"
+        assert "M25" in vp.received
+        await printer.resume()
+        assert vp.state in ("heating", "printing")
+        await events.wait_for(K.FINISHED)
+    assert events.kinds().count(K.PAUSED) == 1
+    assert events.kinds().count(K.RESUMED) == 1
+
+
+async def test_pause_is_confirmed_by_m27_without_host_actions(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, host_actions=False) as vp:
+        async with running(vp.port, events) as printer:
+            await start_print(vp, events)
+            await printer.pause()
+            assert "M27 C" in vp.received[vp.received.index("M25") :]
+            vp.panel_stop()
+            await events.wait_for(K.CANCELLED)
+
+
+async def test_panel_pause_resume_and_stop(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events):
+        await start_print(vp, events)
+        vp.panel_pause()
+        await events.wait_for(K.PAUSED)
+        vp.panel_resume()
+        await events.wait_for(K.RESUMED)
+        vp.panel_stop()
+        cancelled = await events.wait_for(K.CANCELLED)
+    assert cancelled.file == DEFAULT_FILE
+    assert K.FINISHED not in events.kinds()
+
+
+async def test_checksum_errors_are_resent(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events) as printer:
+        await start_print(vp, events)
+        vp.request_resend(2)  # the next line fails, and so does its first resend
+        await printer.pause()
+    assert vp.resends == 2
+    assert vp.state == "paused"
+
+
+async def test_unconfirmed_pause_raises_pause_failed(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, ignore={"M25"}) as vp:
+        async with running(vp.port, events, confirm_timeout_s=0.3) as printer:
+            await start_print(vp, events)
+            with pytest.raises(PauseFailed, match="M25"):
+                await printer.pause()
+            assert vp.state == "printing"
+            assert "M25" in vp.received
+    assert K.PAUSED not in events.kinds()
+
+
+async def test_busy_lines_extend_the_command_deadline(events: Events) -> None:
+    with VirtualPrinter(heat_duration_s=0.6, busy_interval_s=0.05) as vp:
+        async with running(vp.port, events) as printer:
+            await events.wait_for(K.CONNECTED)
+            reply = await printer.send("M109 S200", timeout_s=0.2)
+            assert reply[-1] == "ok"
+            assert vp.temperatures["hotend"] >= 199.5
+
+
+async def test_auto_reports_replace_polling_when_the_firmware_offers_them(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0) as vp:
+        async with running(vp.port, events, poll_interval_s=1.0):
+            await start_print(vp, events)
+    assert {"M27 S1", "M155 S1"} <= set(vp.received)
+    assert "M27" not in vp.received
+    assert "M105" not in vp.received
+
+
+async def test_missing_port_is_retried_until_the_printer_appears(tmp_path: Path, events: Events) -> None:
+    port = str(tmp_path / "ttyACM0")
+    async with running(port, events):
+        disconnected = await events.wait_for(K.DISCONNECTED)
+        assert "cannot open" in disconnected.message
+        with VirtualPrinter(port=port):
+            await events.wait_for(K.CONNECTED)
+    assert events.kinds() == [K.DISCONNECTED, K.CONNECTED], "one DISCONNECTED however many retries"
+
+
+async def test_lost_device_is_reported_and_reconnected(tmp_path: Path, events: Events) -> None:
+    port = str(tmp_path / "ttyACM0")
+    async with running(port, events):
+        with VirtualPrinter(port=port):
+            await events.wait_for(K.CONNECTED)
+        await events.wait_for(K.DISCONNECTED)
+        with VirtualPrinter(port=port):
+            await events.wait_for(K.CONNECTED, count=2)
+    assert events.kinds()[:3] == [K.CONNECTED, K.DISCONNECTED, K.CONNECTED]
+
+
+async def test_cancelling_run_releases_the_port(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events):
+        await events.wait_for(K.CONNECTED)
+    with serial.Serial(vp.port, 115200, timeout=0, exclusive=True):
+        pass  # would raise if the link still held the exclusive lock
