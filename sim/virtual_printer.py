@@ -17,8 +17,9 @@ emulates, as Marlin 2.x does it:
 - the printer's own panel: `panel_start`, `panel_pause`, `panel_resume`, `panel_stop`.
 
 Deviations, for fast tests: auto-report intervals (`M27 S`, `M155 S`) may be fractions of a second.
-Faults to inject: `ignore` (commands acknowledged but without effect, e.g. `{"M25"}`) and
-`request_resend(n)` (the next n numbered lines fail their checksum).
+Faults to inject: `ignore` (commands acknowledged but without effect, e.g. `{"M25"}`),
+`request_resend(n)` (the next n numbered lines fail their checksum), `reset()` (the board reboots
+and prints `start`), and `stop()` (the device vanishes; start another on the same `port` to return).
 
 The printer runs in its own thread: a select loop on the pty's master side. Its public methods are
 thread-safe; `wait_for` / `wait_for_async` wait for a condition instead of sleeping.
@@ -256,6 +257,17 @@ class VirtualPrinter:
             if self._job is not None and self._state in ("heating", "printing", "paused"):
                 self._abort()
                 self._action("cancel")
+
+    def reset(self) -> None:
+        """Reboot the board, as a watchdog or a DTR pulse does: the print is lost, line numbers restart."""
+        with self._cond:
+            if self._state in ("heating", "printing", "paused"):
+                self._abort()
+            self._last_line = 0
+            self._sd_report = self._temp_report = None
+            self._blocking_until = None
+            self._inbox.clear()
+            self._send("start", "echo:Marlin 2.1.2.1 (LayerGuard virtual)")
 
     # --- the thread ---------------------------------------------------------------------------
 

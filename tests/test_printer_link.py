@@ -165,6 +165,20 @@ async def test_unconfirmed_pause_raises_pause_failed(events: Events) -> None:
     assert K.PAUSED not in events.kinds()
 
 
+async def test_printer_restart_ends_the_print_and_the_link_carries_on(
+    vp: VirtualPrinter, events: Events
+) -> None:
+    async with running(vp.port, events) as printer:
+        await start_print(vp, events)
+        vp.reset()
+        error = await events.wait_for(K.ERROR)
+        assert "restarted" in error.message
+        vp.panel_start()
+        await events.wait_for(K.PRINT_STARTED, count=2)
+        await printer.pause()  # numbered lines are accepted again after a fresh M110
+    assert vp.received.count("M110 N0") == 2
+
+
 async def test_busy_lines_extend_the_command_deadline(events: Events) -> None:
     with VirtualPrinter(heat_duration_s=0.6, busy_interval_s=0.05) as vp:
         async with running(vp.port, events) as printer:

@@ -77,7 +77,7 @@ class SerialPrinter:
         self._confirm_timeout_s = confirm_timeout_s
         self._reconnect_interval_s = reconnect_interval_s
         self.firmware = FirmwareInfo()
-        self.dialect: Dialect = MARLIN
+        self.dialect: Dialect = DIALECTS.get(dialect, MARLIN)  # until M115 says otherwise
         self._transport: SerialTransport | None = None
         self._lines = LineNumbers()
         self._lock = asyncio.Lock()
@@ -86,6 +86,7 @@ class SerialPrinter:
         self._waiters: list[tuple[PrintState, asyncio.Future[None]]] = []
         self._connected: bool | None = None  # None until the first attempt
         self._resync = False
+        self._restarted = False
         self._auto_sd = False
         self._auto_temp = False
         self._wake = asyncio.Event()
@@ -149,7 +150,7 @@ class SerialPrinter:
 
     async def _handshake(self, transport: SerialTransport) -> None:
         await self._hello(transport)
-        reply = await self.send("M115")
+        reply = await self._try_send("M115") or []  # no answer: talk Marlin rather than reopen
         self.firmware = parse_firmware_info(reply)
         self.dialect = choose_dialect(self._dialect_setting, self.firmware.name)
         self._connected = True
@@ -204,6 +205,9 @@ class SerialPrinter:
     # --- following the print ------------------------------------------------------------------
 
     async def _poll(self) -> None:
+        if self._restarted:  # a rebooted board forgot the auto-report intervals
+            self._restarted = False
+            await self._enable_auto_reports()
         if not self._auto_sd:
             await self._try_send("M27")
         if not self._auto_temp:
@@ -327,9 +331,11 @@ class SerialPrinter:
     def _on_report(self, report: Report) -> None:
         if isinstance(report, PrinterReset):
             log.warning("printer on %s restarted", self._port)
-            self._resync = True
+            self._resync = self._restarted = True
+            if self._pending is not None and not self._pending.reply.done():  # its ok died with the reboot
+                self._pending.reply.set_exception(CommandFailed("the printer restarted"))
         self._emit_all(self._follower.apply(report))
-        if self._follower.needs_file_check:
+        if self._follower.needs_file_check or self._restarted:
             self._wake.set()
 
     # --- events out ---------------------------------------------------------------------------
