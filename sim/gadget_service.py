@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal
@@ -66,7 +66,7 @@ class Reply:
     headers: tuple[tuple[str, str], ...] = ()
     error_type: str | None = None  # for the call record
     disconnect: bool = False  # close the connection without answering
-    stall_s: float = 0.0  # wait this long (or until stop()) before answering
+    stall_s: float = 0.0  # wait this long (or until stop()) before answering or dropping
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
@@ -82,12 +82,10 @@ class Reply:
     ) -> Reply:
         """A documented error body; the status follows the error type unless given."""
         headers = (("Retry-After", retry_after),) if retry_after is not None else ()
-        reply = cls.json(
-            {"ErrorType": error_type, "ErrorDetails": details},
-            status or ERROR_STATUS.get(error_type, 400),
-            headers,
+        body = {"ErrorType": error_type, "ErrorDetails": details}
+        return replace(
+            cls.json(body, status or ERROR_STATUS.get(error_type, 400), headers), error_type=error_type
         )
-        return cls(reply.status, reply.body, reply.headers, error_type=error_type)
 
     @classmethod
     def raw(
