@@ -34,7 +34,8 @@ class MosquittoBroker:
     port (retained messages are lost: persistence is off, like a freshly rebooted broker).
 
     `users` maps user names to passwords and turns on authentication; anonymous clients are
-    then refused unless `allow_anonymous` says otherwise.
+    then refused unless `allow_anonymous` says otherwise. `tls` makes the listener speak TLS
+    with a certificate for 127.0.0.1 from a throw-away CA; clients trust `ca_file`.
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class MosquittoBroker:
         *,
         users: Mapping[str, str] | None = None,
         allow_anonymous: bool | None = None,
+        tls: bool = False,
         start_timeout_s: float = 5.0,
     ) -> None:
         self.host = HOST
@@ -53,6 +55,7 @@ class MosquittoBroker:
         self._tmp = tempfile.TemporaryDirectory(prefix="layerguard-mosquitto-")
         self.directory = Path(self._tmp.name)
         self.log_path = self.directory / "mosquitto.log"
+        self.ca_file: Path | None = self._make_certificates() if tls else None
         self._process: subprocess.Popen[bytes] | None = None
         self._config_path = self._write_config()
 
@@ -123,6 +126,12 @@ class MosquittoBroker:
             lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
         if self.users:
             lines.append(f"password_file {self._write_password_file()}")
+        if self.ca_file is not None:
+            lines += [
+                f"cafile {self.ca_file}",
+                f"certfile {self.directory / 'server.crt'}",
+                f"keyfile {self.directory / 'server.key'}",
+            ]
         path = self.directory / "mosquitto.conf"
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -135,6 +144,23 @@ class MosquittoBroker:
             # -b takes the password on the command line: acceptable for throw-away test users only.
             subprocess.run([tool, "-b", str(path), user, password], check=True, capture_output=True)
         return path
+
+    def _make_certificates(self) -> Path:
+        """A CA and a server certificate for 127.0.0.1 signed by it; returns the CA file."""
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise RuntimeError("openssl not found: a TLS test broker needs it (apt install openssl)")
+        d = self.directory
+        (d / "san.ext").write_text(f"subjectAltName=IP:{self.host}\n")
+        key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+        for command in (
+            f"req -x509 {key} -keyout ca.key -out ca.crt -days 2 -subj /CN=LayerGuard-test-CA",
+            f"req {key} -keyout server.key -out server.csr -subj /CN={self.host}",
+            "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 "
+            "-extfile san.ext",
+        ):
+            subprocess.run([openssl, *command.split()], cwd=d, check=True, capture_output=True)
+        return d / "ca.crt"
 
     def _wait_until_listening(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s

@@ -13,6 +13,7 @@ import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -32,7 +33,13 @@ class MqttProbe:
     """
 
     def __init__(
-        self, host: str, port: int, *, username: str | None = None, password: str | None = None
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        ca_file: Path | None = None,
     ) -> None:
         self._cond = threading.Condition()
         self._messages: list[mqtt.MQTTMessage] = []
@@ -42,6 +49,8 @@ class MqttProbe:
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:12]}")
         if username:
             self._client.username_pw_set(username, password)
+        if ca_file is not None:
+            self._client.tls_set(ca_certs=str(ca_file))
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
@@ -143,7 +152,8 @@ def broker() -> Iterator[MosquittoBroker]:
 @pytest.fixture
 def mqtt_probe(broker: MosquittoBroker) -> Iterator[Callable[..., MqttProbe]]:
     """A factory of `MqttProbe`s: `mqtt_probe("topic/#", ...)` returns one connected to `broker`
-    and subscribed. `on=other_broker` watches another broker, `username`/`password` log in.
+    and subscribed. `on=other_broker` watches another broker (over TLS if it has a `ca_file`),
+    `username`/`password` log in.
     All are closed at teardown."""
     probes: list[MqttProbe] = []
 
@@ -154,7 +164,9 @@ def mqtt_probe(broker: MosquittoBroker) -> Iterator[Callable[..., MqttProbe]]:
         password: str | None = None,
     ) -> MqttProbe:
         target = on or broker
-        probe = MqttProbe(target.host, target.port, username=username, password=password)
+        probe = MqttProbe(
+            target.host, target.port, username=username, password=password, ca_file=target.ca_file
+        )
         probes.append(probe)
         probe.subscribe(*topic_filters)
         return probe

@@ -326,3 +326,16 @@ def test_topics_follow_the_contract() -> None:
     assert topics.command_name("farm/mk4-2/command/pause") == "pause"
     assert topics.command_name("farm/mk4-2/command/explode") is None
     assert topics.command_name("farm/other/command/pause") is None
+
+
+async def test_tls_with_ca_file(mqtt_probe, commands) -> None:
+    with MosquittoBroker(tls=True) as broker:
+        probe = mqtt_probe(f"{P}/availability", on=broker)
+        section = MqttSection(host=broker.host, port=broker.port, tls=True, ca_file=broker.ca_file)
+        bridge = MqttBridge(section, PRINTER, commands)
+        try:
+            bridge.start(asyncio.get_running_loop())
+            await probe.wait_for(f"{P}/availability", b"online")
+        finally:
+            await bridge.stop()
+            probe.close()

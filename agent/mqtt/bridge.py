@@ -218,11 +218,15 @@ class MqttBridge:
         self._client.subscribe(topics)
 
     def _announce(self) -> None:
-        """Everything a fresh broker or a restarted Home Assistant needs to know about us."""
-        self._publish(self.topics.availability, "online", qos=1, retain=True)
+        """Everything a fresh broker or a restarted Home Assistant needs to know about us.
+
+        QoS 0 is enough because this runs again on every reconnect, and it keeps paho's bounded
+        QoS 1 queue for events: a backlog of them after an outage must not crowd out `online`.
+        """
+        self._publish(self.topics.availability, "online", qos=0, retain=True)
         if self.settings.discovery:
             for config in discovery_configs(self.settings.discovery_prefix, self.printer_id, self.topics):
-                self._publish(config.topic, json.dumps(config.payload), qos=1, retain=True)
+                self._publish(config.topic, json.dumps(config.payload), qos=0, retain=True)
         if self._last_state is not None:
             self._publish(self.topics.state, self._last_state, qos=0, retain=True)
         if self._last_snapshot is not None:
