@@ -36,7 +36,7 @@ from agent.settings import (
 from sim.broker import MosquittoBroker, MosquittoNotFound
 from sim.gadget_service import GadgetStandIn
 from sim.snapshot_server import SnapshotServer
-from sim.virtual_printer import VirtualPrinter
+from sim.virtual_printer import VirtualPrinter, default_gcode
 
 log = logging.getLogger("demo")
 
@@ -97,7 +97,12 @@ async def _demo() -> int:
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerguard-demo-")))
         printer = stack.enter_context(
-            VirtualPrinter(print_duration_s=PRINT_DURATION_S, heat_duration_s=3.0, pause_delay_s=1.0)
+            VirtualPrinter(
+                files={FILE: default_gcode()},
+                print_duration_s=PRINT_DURATION_S,
+                heat_duration_s=3.0,
+                pause_delay_s=1.0,
+            )
         )
         webcam = stack.enter_context(SnapshotServer(lambda: printer.progress / 100, FAILURE_AT))
         service = stack.enter_context(GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S))

@@ -22,6 +22,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sim.broker import MosquittoBroker
 
 WAIT_TIMEOUT_S = 5.0
+PayloadMatch = bytes | Callable[[bytes], bool] | None
+
+
+def _matches(expected: PayloadMatch, payload: bytes) -> bool:
+    if expected is None:
+        return True
+    if isinstance(expected, bytes):
+        return payload == expected
+    return expected(payload)
 
 
 class MqttProbe:
@@ -79,9 +88,10 @@ class MqttProbe:
             raise TimeoutError(f"publish on {topic} not acknowledged within {timeout_s}s")
 
     def wait_for_blocking(
-        self, topic_filter: str, payload: bytes | None = None, *, timeout_s: float = WAIT_TIMEOUT_S
+        self, topic_filter: str, payload: PayloadMatch = None, *, timeout_s: float = WAIT_TIMEOUT_S
     ) -> mqtt.MQTTMessage:
-        """The first recorded message matching the filter (and payload, if given); for sync tests."""
+        """The first recorded message matching the filter and `payload` (bytes to equal, or a
+        predicate on the bytes; None takes any); for sync tests."""
         with self._cond:
             found = self._cond.wait_for(lambda: self._find(topic_filter, payload), timeout_s)
         if found is None:
@@ -92,7 +102,7 @@ class MqttProbe:
         return found
 
     async def wait_for(
-        self, topic_filter: str, payload: bytes | None = None, *, timeout_s: float = WAIT_TIMEOUT_S
+        self, topic_filter: str, payload: PayloadMatch = None, *, timeout_s: float = WAIT_TIMEOUT_S
     ) -> mqtt.MQTTMessage:
         """`wait_for_blocking` without blocking the event loop the code under test runs on."""
         return await asyncio.to_thread(self.wait_for_blocking, topic_filter, payload, timeout_s=timeout_s)
@@ -112,9 +122,9 @@ class MqttProbe:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _find(self, topic_filter: str, payload: bytes | None) -> mqtt.MQTTMessage | None:
+    def _find(self, topic_filter: str, payload: PayloadMatch) -> mqtt.MQTTMessage | None:
         for message in self._messages:
-            if mqtt.topic_matches_sub(topic_filter, message.topic) and payload in (None, message.payload):
+            if mqtt.topic_matches_sub(topic_filter, message.topic) and _matches(payload, message.payload):
                 return message
         return None
 
