@@ -87,10 +87,7 @@ class Agent:
     # -- printer ---------------------------------------------------------------------------
 
     def _on_printer_event(self, event: PrinterEvent) -> None:
-        if event.kind is PrinterEventKind.CONNECTED:
-            firmware = event.firmware or "unknown firmware"
-            log.info("Printer connected: %s (%s dialect)", firmware, event.dialect)
-        elif event.kind is PrinterEventKind.DISCONNECTED:
+        if event.kind is PrinterEventKind.DISCONNECTED:
             log.warning("Printer link lost%s; reconnecting", f": {event.message}" if event.message else "")
         was_heating = self.tracker.heating
         transition = self.tracker.apply(event)

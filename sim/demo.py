@@ -12,36 +12,23 @@ import contextlib
 import json
 import logging
 import tempfile
-import threading
 import time
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from agent.app import Agent
 from agent.assembly import build_agent
 from agent.detection.timing import DetectionTiming
 from agent.logs import setup_logging
-from agent.settings import (
-    AgentSection,
-    CameraSection,
-    DetectionSection,
-    MqttSection,
-    PrinterSection,
-    Settings,
-)
 from sim.broker import MosquittoBroker, MosquittoNotFound
-from sim.gadget_service import GadgetStandIn
-from sim.snapshot_server import SnapshotServer
-from sim.virtual_printer import VirtualPrinter, default_gcode
+from sim.mqtt_probe import MqttProbe
+from sim.world import SimWorld, sim_world
 
 log = logging.getLogger("demo")
 
-API_KEY = "demo-key-not-secret"
 FILE = "benchy.gcode"
+PRINTER_ID = "demo-printer"
 PRINT_DURATION_S = 90.0
 FAILURE_AT = 0.25  # fraction of the print where the part comes loose
 INTERVAL_S = 2
@@ -51,42 +38,8 @@ DEMO_TIMING = DetectionTiming(
 DEADLINE_S = 110.0
 
 
-class MqttWatcher:
-    """A separate MQTT client, as Home Assistant would be, counting what the agent published."""
-
-    def __init__(self, host: str, port: int, prefix: str) -> None:
-        self.counts: Counter[str] = Counter()
-        self.events: list[str] = []
-        self.last_state: dict[str, object] = {}
-        self.snapshot_bytes = 0
-        self._subscribed = threading.Event()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="layerguard-demo-watcher")
-        self._client.on_connect = lambda c, *_: c.subscribe(f"{prefix}/#")
-        self._client.on_subscribe = lambda *_: self._subscribed.set()
-        self._client.on_message = self._on_message
-        self._client.connect(host, port)
-        self._client.loop_start()
-
-    def wait_subscribed(self, timeout: float) -> bool:
-        return self._subscribed.wait(timeout)
-
-    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
-        kind = message.topic.rsplit("/", 1)[-1]
-        self.counts[kind] += 1
-        if kind == "event":
-            self.events.append(json.loads(message.payload)["type"])
-        elif kind == "state":
-            self.last_state = json.loads(message.payload)
-        elif kind == "snapshot":
-            self.snapshot_bytes = len(message.payload)
-
-    def close(self) -> None:
-        self._client.loop_stop()
-        self._client.disconnect()
-
-
 def run_demo() -> int:
-    setup_logging("INFO", secrets=[API_KEY], timeline=True)
+    setup_logging("INFO", timeline=True)
     try:
         return asyncio.run(_demo())
     except KeyboardInterrupt:
@@ -96,95 +49,88 @@ def run_demo() -> int:
 async def _demo() -> int:
     with ExitStack() as stack:
         state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerguard-demo-")))
-        printer = stack.enter_context(
-            VirtualPrinter(
-                files={FILE: default_gcode()},
+        broker = _start_broker(stack)
+        world = stack.enter_context(
+            sim_world(
+                file=FILE,
+                failure_at=FAILURE_AT,
                 print_duration_s=PRINT_DURATION_S,
+                interval_s=INTERVAL_S,
                 heat_duration_s=3.0,
                 pause_delay_s=1.0,
+                broker=broker,
             )
         )
-        webcam = stack.enter_context(SnapshotServer(lambda: printer.progress / 100, FAILURE_AT))
-        service = stack.enter_context(GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S))
-        broker, watcher = _start_broker(stack)
+        probe = None
+        if broker is not None:
+            probe = MqttProbe(broker.host, broker.port)
+            stack.callback(probe.close)
+            probe.subscribe(f"layerguard/{PRINTER_ID}/#")
         log.info(
             "Simulated world: printer on %s, webcam %s, detection stand-in %s",
-            printer.port,
-            webcam.url,
-            service.base_url,
+            world.printer.port,
+            world.webcam.url,
+            world.service.base_url,
         )
-        settings = Settings.model_construct(
-            agent=AgentSection(printer_id="demo-printer", state_dir=state_dir),
-            printer=PrinterSection(port=printer.port),
-            camera=CameraSection(source=webcam.url),
-            detection=DetectionSection(api_key=API_KEY, api_url=service.base_url),
-            mqtt=MqttSection(host=broker.host if broker else "", port=broker.port if broker else 1883),
-        )
-        agent = build_agent(settings, timing=DEMO_TIMING)
+        agent = build_agent(world.settings(state_dir, printer_id=PRINTER_ID), timing=DEMO_TIMING)
         started = time.monotonic()
         agent_task = asyncio.create_task(agent.run(), name="agent")
         try:
-            paused = await _story(agent, printer)
+            paused = await _story(agent, world)
         finally:
             agent_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await agent_task
-        _summary(agent, printer, service, watcher, time.monotonic() - started, paused)
+        _summary(agent, world, probe, time.monotonic() - started, paused)
         return 0 if paused else 1
 
 
-def _start_broker(stack: ExitStack) -> tuple[MosquittoBroker | None, MqttWatcher | None]:
+def _start_broker(stack: ExitStack) -> MosquittoBroker | None:
     try:
         broker = stack.enter_context(MosquittoBroker())
     except MosquittoNotFound as exc:
         log.warning("No MQTT in this demo: %s", exc)
-        return None, None
-    watcher = MqttWatcher(broker.host, broker.port, "layerguard/demo-printer")
-    stack.callback(watcher.close)
-    watcher.wait_subscribed(5.0)
+        return None
     log.info("MQTT broker: mosquitto on %s:%d", broker.host, broker.port)
-    return broker, watcher
+    return broker
 
 
-async def _story(agent: Agent, printer: VirtualPrinter) -> bool:
+async def _story(agent: Agent, world: SimWorld) -> bool:
     """Start a print at the panel and wait for the agent to pause it; False if it never does."""
     try:
         async with asyncio.timeout(15):
             await agent.wait_for(lambda s: s.print_state == "idle")
         log.info("Starting %s from the printer's panel; it will fail at %d%%", FILE, FAILURE_AT * 100)
-        printer.panel_start(FILE)
+        world.printer.panel_start(FILE)
         async with asyncio.timeout(DEADLINE_S):
             await agent.wait_for(lambda s: s.paused_by == "agent")
     except TimeoutError:
         log.error("The agent did not pause the print in time")
         return False
-    return printer.state == "paused"
+    return world.printer.state == "paused"
 
 
-def _summary(
-    agent: Agent,
-    printer: VirtualPrinter,
-    service: GadgetStandIn,
-    watcher: MqttWatcher | None,
-    elapsed: float,
-    paused: bool,
-) -> None:
-    state = agent.state
+def _summary(agent: Agent, world: SimWorld, probe: MqttProbe | None, elapsed: float, paused: bool) -> None:
+    state, printer = agent.state, world.printer
+    pause_commands = [c for c in printer.received if c.split()[0] in ("M25", "M24")]
     lines = [
         "",
         "Summary",
         f"  outcome         {'printer PAUSED by LayerGuard' if paused else 'NOT paused'} "
         f"at {printer.progress:.0f}% (failure began at {FAILURE_AT:.0%})",
-        f"  inspections     {len(service.calls)} calls to the detection stand-in, last score "
+        f"  inspections     {len(world.service.calls)} calls to the detection stand-in, last score "
         f"{state.score}/100, quality {state.print_quality}/10",
-        f"  printer saw     {', '.join(c for c in printer.received if c.split()[0] in ('M25', 'M24'))}",
+        f"  printer got     {', '.join(pause_commands) or 'no pause command'}",
     ]
-    if watcher is not None:
-        counts = ", ".join(f"{n} {kind}" for kind, n in sorted(watcher.counts.items()))
+    if probe is not None:
+        messages = probe.messages()
+        counts = Counter(m.topic.rsplit("/", 1)[-1] for m in messages)
+        events = [json.loads(m.payload)["type"] for m in messages if m.topic.endswith("/event")]
+        snapshots = [m for m in messages if m.topic.endswith("/snapshot")]
         lines += [
-            f"  MQTT received   {counts}",
-            f"  MQTT events     {', '.join(watcher.events)}",
-            f"  last snapshot   {watcher.snapshot_bytes // 1024} KiB JPEG",
+            f"  MQTT received   {', '.join(f'{n} {kind}' for kind, n in sorted(counts.items()))}",
+            f"  MQTT events     {', '.join(events)}",
+            f"  last snapshot   {len(snapshots[-1].payload) // 1024 if snapshots else 0} KiB JPEG",
         ]
     lines.append(f"  took            {elapsed:.0f} s")
     print("\n".join(lines), flush=True)

@@ -7,29 +7,17 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MqttProbe
 
 from agent.app import Agent
 from agent.assembly import build_agent
 from agent.detection.timing import DetectionTiming
-from agent.settings import (
-    AgentSection,
-    CameraSection,
-    DetectionSection,
-    MqttSection,
-    PrinterSection,
-    Settings,
-)
 from sim.broker import MosquittoBroker
-from sim.gadget_service import GadgetStandIn
-from sim.snapshot_server import SnapshotServer
-from sim.virtual_printer import VirtualPrinter, default_gcode
+from sim.mqtt_probe import MqttProbe
+from sim.world import SimWorld, sim_world
 
-API_KEY = "e2e-key-0123456789"
 TIMING = DetectionTiming(
     request_timeout_s=5,
     first_success_retry_s=0.5,
@@ -41,36 +29,19 @@ PREFIX = "layerguard/e2e"
 INTERVAL_S = 1
 
 
-@dataclass
-class World:
-    printer: VirtualPrinter
-    webcam: SnapshotServer
-    service: GadgetStandIn
-    broker: MosquittoBroker
-
-    def settings(self, state_dir: Path, action: str = "pause") -> Settings:
-        return Settings.model_construct(
-            agent=AgentSection(printer_id="e2e", state_dir=state_dir),
-            printer=PrinterSection(port=self.printer.port),
-            camera=CameraSection(source=self.webcam.url),
-            detection=DetectionSection(api_key=API_KEY, api_url=self.service.base_url, action=action),
-            mqtt=MqttSection(host=self.broker.host, port=self.broker.port),
-        )
-
-
 @pytest.fixture
-def world(broker: MosquittoBroker) -> Iterator[World]:
-    with (
-        VirtualPrinter(
-            files={"benchy.gcode": default_gcode()},
-            print_duration_s=20.0,
-            heat_duration_s=0.5,
-            pause_delay_s=0.3,
-        ) as printer,
-        SnapshotServer(lambda: printer.progress / 100, failure_at=0.2, width=320, height=240) as webcam,
-        GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S) as service,
-    ):
-        yield World(printer, webcam, service, broker)
+def world(broker: MosquittoBroker) -> Iterator[SimWorld]:
+    with sim_world(
+        file="benchy.gcode",
+        failure_at=0.2,
+        print_duration_s=20.0,
+        interval_s=INTERVAL_S,
+        heat_duration_s=0.5,
+        pause_delay_s=0.3,
+        frame_size=(320, 240),
+        broker=broker,
+    ) as made:
+        yield made
 
 
 @contextlib.asynccontextmanager
@@ -90,10 +61,10 @@ async def until(agent: Agent, predicate: Callable[..., bool], within: float = 10
 
 
 async def test_a_failing_print_is_paused_and_mqtt_tells_the_story(
-    world: World, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+    world: SimWorld, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
 ) -> None:
     probe = mqtt_probe(f"{PREFIX}/#")
-    agent = build_agent(world.settings(tmp_path), timing=TIMING)
+    agent = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")
         world.printer.panel_start("benchy.gcode")
@@ -116,8 +87,8 @@ async def test_a_failing_print_is_paused_and_mqtt_tells_the_story(
     await probe.wait_for(f"{PREFIX}/availability", b"offline")
 
 
-async def test_action_warn_warns_but_never_pauses(world: World, tmp_path: Path) -> None:
-    agent = build_agent(world.settings(tmp_path, action="warn"), timing=TIMING)
+async def test_action_warn_warns_but_never_pauses(world: SimWorld, tmp_path: Path) -> None:
+    agent = build_agent(world.settings(tmp_path, printer_id="e2e", action="warn"), timing=TIMING)
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")
         world.printer.panel_start("benchy.gcode")
@@ -126,8 +97,8 @@ async def test_action_warn_warns_but_never_pauses(world: World, tmp_path: Path) 
         assert "M25" not in world.printer.received
 
 
-async def test_inspections_stop_while_paused_and_go_on_after_resume(world: World, tmp_path: Path) -> None:
-    agent = build_agent(world.settings(tmp_path), timing=TIMING)
+async def test_inspections_stop_while_paused_and_go_on_after_resume(world: SimWorld, tmp_path: Path) -> None:
+    agent = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")
         world.printer.panel_start("benchy.gcode")

@@ -248,6 +248,7 @@ class SerialPrinter:
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiter = (target, confirmed)
         self._waiters.append(waiter)
+        log.info("sending %s (%s) to the printer", command, what)
         try:
             async with asyncio.timeout(self._confirm_timeout_s):
                 await self.send(command, timeout_s=self._confirm_timeout_s)
@@ -260,7 +261,7 @@ class SerialPrinter:
             ) from exc
         finally:
             self._waiters.remove(waiter)
-        log.info("printer confirmed the %s", what)
+        log.debug("printer confirmed the %s", what)
 
     # --- lines in -----------------------------------------------------------------------------
 
