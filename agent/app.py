@@ -89,10 +89,10 @@ class Agent:
     def _on_printer_event(self, event: PrinterEvent) -> None:
         if event.kind is PrinterEventKind.DISCONNECTED:
             log.warning("Printer link lost%s; reconnecting", f": {event.message}" if event.message else "")
-        was_heating = self.tracker.heating
+        was_waiting = self._waiting_for_heat()
         transition = self.tracker.apply(event)
-        if self.tracker.heating != was_heating and self.tracker.in_print:
-            log.info("Printer %s", "heating: inspections wait" if self.tracker.heating else "at temperature")
+        if self._waiting_for_heat() != was_waiting:
+            log.info("Printer %s", "heating: inspections wait" if not was_waiting else "at temperature")
         self.state.print_state = self.tracker.state.value
         self.state.file = self.tracker.file
         self.state.progress = None if self.tracker.progress is None else round(self.tracker.progress, 1)
@@ -100,6 +100,9 @@ class Agent:
             self._on_transition(transition, event)
         self._update_activity()
         self._state_changed()
+
+    def _waiting_for_heat(self) -> bool:
+        return self.tracker.in_print and self.tracker.heating
 
     def _on_transition(self, transition: Transition, event: PrinterEvent) -> None:
         extra: dict[str, Any] = {"file": self.tracker.file}

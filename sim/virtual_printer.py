@@ -239,7 +239,11 @@ class VirtualPrinter:
 
     # --- the printer's panel ------------------------------------------------------------------
 
-    def panel_start(self, name: str = DEFAULT_FILE) -> None:
+    def panel_start(self, name: str | None = None) -> None:
+        """Start a print of `name` (default: the first file on the card) as the printer's knob does."""
+        name = name or next(iter(self.files))
+        if name not in self.files:
+            raise KeyError(f"no {name!r} on the virtual SD card; it holds {sorted(self.files)}")
         with self._cond:
             self._select(name)
             self._start_job()

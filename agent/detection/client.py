@@ -89,6 +89,7 @@ class GadgetClient:
         self._context: _Context | None = None
         # Set by an error that needs a person; repeated locally so the service is not hammered.
         self._stopped: DetectionError | None = None
+        self._last_clamped: float | None = None
 
     async def start_context(self) -> None:
         """Create a fresh context: new temporal history, primary URL again, the stop latch cleared."""
@@ -194,7 +195,8 @@ class GadgetClient:
     def _clamp_interval(self, interval_s: float) -> float:
         low, high = self._timing.interval_floor_s, self._timing.interval_ceiling_s
         clamped = min(max(interval_s, low), high)
-        if clamped != interval_s:
+        if clamped != interval_s and interval_s != self._last_clamped:
+            self._last_clamped = interval_s  # once per odd value, not on every inspection
             log.info("Gadget interval %g s is outside %g..%g s; using %g s", interval_s, low, high, clamped)
         return clamped
 
