@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from agent.detection.base import Detector
 from agent.detection.verdict import DetectionError, Verdict
 from agent.guard import Guard
+from agent.health import Heartbeat
 from agent.lifecycle import PrintState, PrintTracker, Transition
 from agent.monitor import InspectionSession
 from agent.settings import Settings
@@ -50,6 +51,7 @@ class Agent:
         self.publisher = publisher
         self.tracker = PrintTracker()
         self.state = AgentState()
+        self.heartbeat = Heartbeat()  # read by agent.health.supervise for the watchdog
         self.guard = Guard(settings.detection.action, settings.detection.resume_grace_s)
         self._session: InspectionSession | None = None
         self._session_task: asyncio.Task[None] | None = None
@@ -134,6 +136,7 @@ class Agent:
         self.guard.reset()
         self.state.clear_inspection()
         self.state.detection = "starting"
+        self.heartbeat.begin()
         self._session = InspectionSession(self.camera, self.detector, self._on_verdict, self._on_failure)
         self._session_task = asyncio.create_task(self._session.run(), name="inspection-session")
 
@@ -142,22 +145,26 @@ class Agent:
             self._session_task.cancel()
         self._session = self._session_task = None
         self.state.next_inspection = None
+        self.heartbeat.finished()
 
     def _update_activity(self) -> None:
         if self._session is None:
             return
-        self._session.set_active(
+        active = (
             self.tracker.state is PrintState.PRINTING
             and self.state.monitoring
             and not self.tracker.heating
             and not self._pausing
         )
+        self._session.set_active(active)
+        self.heartbeat.set_active(active)
 
     async def _on_verdict(self, verdict: Verdict, jpeg: bytes, next_at: float) -> None:
         s = self.state
         s.score, s.print_quality = verdict.score, verdict.print_quality
         s.warning, s.pause_suggested = verdict.warning, verdict.pause
         s.last_inspection, s.next_inspection = iso_now(), to_iso(next_at)
+        self.heartbeat.scheduled(next_at)
         s.detection = s.camera = "ok"
         log.info(
             "Inspection: score %d/100, quality %d/10%s%s; next in %.0f s",
@@ -185,6 +192,10 @@ class Agent:
 
     def _on_failure(self, exc: DetectionError | CameraError, next_at: float) -> None:
         self.state.next_inspection = to_iso(next_at)
+        if isinstance(exc, DetectionError) and exc.stopped:
+            self.heartbeat.finished()
+        else:
+            self.heartbeat.scheduled(next_at)
         if isinstance(exc, CameraError):
             log.warning("Camera: %s", exc)
             self.state.camera = f"error: {exc}"

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
     doctor = sub.add_parser("doctor", help="check config, camera, printer, broker and API key")
     doctor.add_argument("--config", metavar="FILE", help=config_help)
+    health = sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)")
+    health.add_argument("--config", metavar="FILE", help=config_help)
     return parser
 
 
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             from sim.demo import run_demo
 
             return run_demo()
+        if args.command == "health":
+            return health(args.config)
         from agent.doctor import run_doctor
 
         return run_doctor(args.config)
@@ -75,12 +79,36 @@ def run(config: str | None) -> int:
     return EXIT_OK
 
 
+def health(config: str | None) -> int:
+    from agent.health import check_health
+
+    problem = check_health(load_settings(config).agent.state_dir)
+    print(f"unhealthy: {problem}" if problem else "healthy")
+    return EXIT_FAILURE if problem else EXIT_OK
+
+
 async def _serve(agent: Agent) -> None:
-    """Run the agent until SIGTERM or SIGINT, then let it shut down cleanly."""
+    """Run the agent until SIGTERM or SIGINT, then let it shut down cleanly; systemd hears of
+    readiness, progress (watchdog) and stopping through agent.health."""
+    from agent.health import supervise
+    from agent.systemd import SystemdNotifier
+
     task = asyncio.current_task()
     assert task is not None
+    notifier = SystemdNotifier()
+
+    def stop() -> None:
+        notifier.stopping()
+        task.cancel()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await agent.run()
+        loop.add_signal_handler(sig, stop)
+    supervisor = asyncio.create_task(supervise(agent, notifier), name="supervisor")
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await agent.run()
+    finally:
+        supervisor.cancel()
+        await asyncio.gather(supervisor, return_exceptions=True)
+        notifier.close()
