@@ -16,14 +16,19 @@ class Dialect:
     name: str
     pause: str
     resume: str
-    # Marlin and Prusa send an `ok` for the garbled line right after `Resend:`; that `ok` must
-    # not be taken for the resent line's.
-    ok_after_resend: bool = True
+    # Marlin says `Not SD printing` both when paused and when stopped; only `M27 C` (is a file
+    # still open?) tells them apart. Prusa reports `SD print paused`, Klipper keeps the file open.
+    not_printing_may_be_paused: bool = False
+    # Klipper's `PAUSE` prints nothing: a paused print shows as an SD position that stops moving.
+    frozen_position_is_pause: bool = False
+    # The pause leaves the hotend heating (Marlin's M25, Klipper's usual PAUSE macro); Prusa's
+    # M601 switches it off by itself and M602 heats it again.
+    pause_keeps_hotend_hot: bool = True
 
 
-MARLIN = Dialect("marlin", pause="M25", resume="M24")
-PRUSA = Dialect("prusa", pause="M601", resume="M602")
-KLIPPER = Dialect("klipper", pause="PAUSE", resume="RESUME", ok_after_resend=False)
+MARLIN = Dialect("marlin", pause="M25", resume="M24", not_printing_may_be_paused=True)
+PRUSA = Dialect("prusa", pause="M601", resume="M602", pause_keeps_hotend_hot=False)
+KLIPPER = Dialect("klipper", pause="PAUSE", resume="RESUME", frozen_position_is_pause=True)
 DIALECTS = {d.name: d for d in (MARLIN, PRUSA, KLIPPER)}
 
 _FIELD = re.compile(r"([A-Z_]+):(.*?)(?=\s+[A-Z_]+:|$)")

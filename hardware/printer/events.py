@@ -17,6 +17,11 @@ class PrinterEventKind(StrEnum):
     CANCELLED = "cancelled"
     ERROR = "error"  # fatal firmware error (kill, thermal runaway, ...); `message` says which
     TEMPERATURE = "temperature"  # `hotend`, `hotend_target`, `bed`, `bed_target`
+    # The reports do not say whether a print is running or paused (`file` may be set, `message`
+    # says why); the follower says so instead of guessing, until the printer reports more.
+    UNKNOWN = "unknown"
+    IDLE = "idle"  # the printer says no print is running (first learned this session, or after UNKNOWN)
+    HEATERS_OFF = "heaters_off"  # the link switched heaters off during a long pause; `temperatures` saved
 
 
 @dataclass(frozen=True, slots=True)

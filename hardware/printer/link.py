@@ -4,6 +4,10 @@ One command is in flight at a time and every line is numbered and checksummed, b
 garbled `M25` must be resent, not lost. Print state comes from the firmware's reports (answers to
 polls, auto-reports, host actions), not from the reply to a particular command, so a late `ok`
 or a missed poll never confuses it. Everything runs on the event loop; no thread is started.
+
+A pause is confirmed from those reports, each dialect by its own signal (host action, `M27`, an
+SD position that stops moving), and sent once more before the link gives up and says so. The
+heaters during a pause the agent made are the HeaterPolicy's business (cooldown.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 
 from hardware.printer.base import EventSink, PauseFailed
+from hardware.printer.cooldown import HeaterPolicy
 from hardware.printer.dialects import (
     DIALECTS,
     MARLIN,
@@ -23,15 +28,30 @@ from hardware.printer.dialects import (
     parse_firmware_info,
 )
 from hardware.printer.events import PrinterEvent, PrinterEventKind
-from hardware.printer.follower import PrintFollower, PrintState
+from hardware.printer.follower import KLIPPER_STALL_S, PrintFollower, PrintState
 from hardware.printer.protocol import HELLO, LineKind, LineNumbers, classify, resend_number
-from hardware.printer.reports import PrinterReset, Report, parse_report
+from hardware.printer.reports import PrinterReset, Report, Temperatures, parse_report
 from hardware.printer.transport import LinkLost, SerialTransport
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_S = 5.0  # without an ok (or busy) for this long, give up on a command
 HELLO_TIMEOUT_S = 2.0
+PROBE = "M105"  # sent after a timeout: its `ok T:...` cannot be mistaken for a late plain `ok`
+# Marlin sends the `ok` of a garbled line right after `Resend:`; some firmware sends none. The
+# resent line goes out when that ok arrives, or after this long without it.
+RESEND_OK_GRACE_S = 0.2
+FILE_CHECK_EVERY = 5  # Marlin, paused or unknown: ask `M27 C` every this many polls, not every one
+COOL_DOWN_AFTER_S = 600.0
+REHEAT_TIMEOUT_S = 600.0
+# A print that leaves the pause any of these ways no longer needs the saved heater targets.
+_PAUSE_OVER = {
+    PrinterEventKind.RESUMED,
+    PrinterEventKind.FINISHED,
+    PrinterEventKind.CANCELLED,
+    PrinterEventKind.ERROR,
+    PrinterEventKind.IDLE,
+}
 
 
 class CommandFailed(Exception):
@@ -42,6 +62,10 @@ class NotConnected(CommandFailed):
     """No open port to send on."""
 
 
+class CommandTimedOut(CommandFailed):
+    """No `ok` in time; the link probes with M105 before giving up on it."""
+
+
 @dataclass(slots=True)
 class _Pending:
     """The command in flight: lines seen since it was sent, and when to stop waiting for its ok."""
@@ -50,7 +74,9 @@ class _Pending:
     timeout_s: float
     deadline: float
     lines: list[str] = field(default_factory=list)
-    swallow_ok: bool = False
+    resend: str | None = None  # the framed line to send again once the garbled line's ok is in
+    resend_timer: asyncio.TimerHandle | None = None
+    wants_temperatures: bool = False  # the M105 probe: only an `ok T:...` answers it
 
 
 class SerialPrinter:
@@ -66,6 +92,10 @@ class SerialPrinter:
         poll_interval_s: float = 2.0,
         confirm_timeout_s: float = 15.0,
         reconnect_interval_s: float = 2.0,
+        cool_down_after_s: float = COOL_DOWN_AFTER_S,
+        cool_down_bed: bool = False,
+        reheat_timeout_s: float = REHEAT_TIMEOUT_S,
+        stall_s: float = KLIPPER_STALL_S,
     ) -> None:
         if dialect != "auto" and dialect not in DIALECTS:
             raise ValueError(f"unknown printer dialect {dialect!r}")
@@ -82,7 +112,16 @@ class SerialPrinter:
         self._lines = LineNumbers()
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
-        self._follower = PrintFollower()
+        self._stall_s = stall_s
+        self._follower = self._new_follower()
+        self._heaters = HeaterPolicy(
+            self.send,
+            self._on_cooled,
+            after_s=cool_down_after_s,
+            bed=cool_down_bed,
+            reheat_timeout_s=reheat_timeout_s,
+        )
+        self._polls = 0
         self._waiters: list[tuple[PrintState, asyncio.Future[None]]] = []
         self._connected: bool | None = None  # None until the first attempt
         self._resync = False
@@ -112,10 +151,24 @@ class SerialPrinter:
             await asyncio.sleep(self._reconnect_interval_s)
 
     async def pause(self) -> None:
-        await self._change_state(self.dialect.pause, PrintState.PAUSED, "pause")
+        """Pause with the dialect's command, confirmed by the printer's reports, sent twice at most.
+
+        A pause of a dialect that leaves the hotend hot arms the cooldown (cooldown.py).
+        """
+        if self._follower.state is PrintState.PAUSED:
+            return
+        self._check_can("pause", PrintState.PRINTING)
+        await self._change_state_twice(self.dialect.pause, PrintState.PAUSED, "pause")
+        if self.dialect.pause_keeps_hotend_hot:
+            self._heaters.arm()
 
     async def resume(self) -> None:
-        await self._change_state(self.dialect.resume, PrintState.PRINTING, "resume")
+        """Heat back up if the cooldown switched the heaters off, then resume with the dialect's command."""
+        if self._follower.state is PrintState.PRINTING:
+            return
+        self._check_can("resume", PrintState.PAUSED)
+        await self._heaters.restore()
+        await self._change_state_twice(self.dialect.resume, PrintState.PRINTING, "resume")
 
     async def send(self, command: str, *, timeout_s: float = COMMAND_TIMEOUT_S) -> list[str]:
         """Send one command and wait for its `ok`; returns the lines received meanwhile, ok last.
@@ -129,14 +182,28 @@ class SerialPrinter:
             if self._resync and command != HELLO:
                 await self._exchange(transport, HELLO, HELLO_TIMEOUT_S)
                 self._resync = False
-            return await self._exchange(transport, command, timeout_s)
+            try:
+                return await self._exchange(transport, command, timeout_s)
+            except CommandTimedOut as exc:
+                if command == HELLO:
+                    raise
+                raise CommandTimedOut(f"{exc}; {await self._probe(transport)}") from exc
+
+    async def _probe(self, transport: SerialTransport) -> str:
+        """After a timeout: is the printer there at all? Renumber if it is not, to be safe."""
+        try:
+            await self._exchange(transport, PROBE, COMMAND_TIMEOUT_S, wants_temperatures=True)
+        except CommandTimedOut:
+            self._resync = True
+            return f"{PROBE} got no answer either: the printer is not responding"
+        return f"the printer answers {PROBE}, so that ok was lost"
 
     # --- connection ---------------------------------------------------------------------------
 
     async def _session(self) -> None:
         transport = SerialTransport.open(self._port, self._baudrate, self._on_line)
         self._transport = transport
-        self._follower = PrintFollower()
+        self._follower = self._new_follower()
         self._resync = False
         log.info("opened %s at %d baud", self._port, self._baudrate)
         try:
@@ -153,6 +220,7 @@ class SerialPrinter:
         reply = await self._try_send("M115") or []  # no answer: talk Marlin rather than reopen
         self.firmware = parse_firmware_info(reply)
         self.dialect = choose_dialect(self._dialect_setting, self.firmware.name)
+        self._follower.dialect = self.dialect
         self._connected = True
         log.info(
             "connected to %s on %s (dialect %s)", self.firmware.name or "?", self._port, self.dialect.name
@@ -199,8 +267,12 @@ class SerialPrinter:
             self._reconnect_interval_s,
         )
         self._connected = False
-        self._follower = PrintFollower()
+        self._follower = self._new_follower()
+        self._heaters.cancel()  # the saved targets stay: the same paused print may come back
         self._emit(PrinterEvent(PrinterEventKind.DISCONNECTED, message=reason))
+
+    def _new_follower(self) -> PrintFollower:
+        return PrintFollower(self.dialect, stall_s=self._stall_s)
 
     # --- following the print ------------------------------------------------------------------
 
@@ -212,14 +284,19 @@ class SerialPrinter:
             await self._try_send("M27")
         if not self._auto_temp:
             await self._try_send("M105")
+        self._polls += 1
         if self._follower.needs_file_check:
             await self._check_file()
+        elif self._follower.state in (PrintState.PAUSED, PrintState.UNKNOWN) and (
+            self.dialect.not_printing_may_be_paused and self._polls % FILE_CHECK_EVERY == 0
+        ):
+            await self._try_send("M27 C")  # still open? a panel stop says nothing else on Marlin
 
     async def _check_file(self) -> None:
         """After `Not SD printing` mid-print: an open file means paused, none means stopped."""
         await self._try_send("M27 C")
         if self._follower.needs_file_check:  # firmware without `M27 C`
-            self._emit_all(self._follower.assume_paused())
+            self._emit_all(self._follower.file_check_unanswered())
 
     async def _sleep(self, transport: SerialTransport, delay: float) -> None:
         """Wait `delay`, less if an auto-report needs an answer; raise LinkLost if the port goes away."""
@@ -240,11 +317,30 @@ class SerialPrinter:
             log.warning("%s failed: %s", command, exc)
             return None
 
+    def _check_can(self, what: str, needed: PrintState) -> None:
+        """Fail at once, not after a timeout, when there is nothing to pause or resume."""
+        if not self._connected:
+            raise PauseFailed(f"cannot {what}: the printer on {self._port} is not connected")
+        if self._follower.state is not needed:
+            raise PauseFailed(f"cannot {what}: the printer reports {self._follower.state.value}")
+
+    async def _change_state_twice(self, command: str, target: PrintState, what: str) -> None:
+        """Send once more if unconfirmed, while the print is still where it was."""
+        before = self._follower.state
+        try:
+            await self._change_state(command, target, what)
+        except PauseFailed as exc:
+            if not self._connected or self._follower.state is not before:
+                raise
+            log.warning("%s not confirmed (%s); sending %s once more", what, exc, command)
+            try:
+                await self._change_state(command, target, what)
+            except PauseFailed as again:
+                raise PauseFailed(f"{again} (second attempt; the first: {exc})") from again
+
     async def _change_state(self, command: str, target: PrintState, what: str) -> None:
         if self._follower.state is target:
             return
-        if not self._connected:
-            raise PauseFailed(f"cannot {what}: the printer on {self._port} is not connected")
         confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiter = (target, confirmed)
         self._waiters.append(waiter)
@@ -252,6 +348,8 @@ class SerialPrinter:
         try:
             async with asyncio.timeout(self._confirm_timeout_s):
                 await self.send(command, timeout_s=self._confirm_timeout_s)
+                if target is PrintState.PAUSED:
+                    self._follower.expect_pause()
                 await confirmed
         except (TimeoutError, CommandFailed, LinkLost) as exc:
             detail = str(exc) or "no confirmation"
@@ -265,16 +363,21 @@ class SerialPrinter:
 
     # --- lines in -----------------------------------------------------------------------------
 
-    async def _exchange(self, transport: SerialTransport, command: str, timeout_s: float) -> list[str]:
+    async def _exchange(
+        self, transport: SerialTransport, command: str, timeout_s: float, *, wants_temperatures: bool = False
+    ) -> list[str]:
         loop = asyncio.get_running_loop()
         if command == HELLO:
             self._lines.reset()
         pending = _Pending(loop.create_future(), timeout_s, loop.time() + timeout_s)
+        pending.wants_temperatures = wants_temperatures
         self._pending = pending
         try:
             transport.write_line(self._lines.frame(command))
             return await self._await_ok(transport, pending, command)
         finally:
+            if pending.resend_timer is not None:
+                pending.resend_timer.cancel()
             self._pending = None
 
     async def _await_ok(self, transport: SerialTransport, pending: _Pending, command: str) -> list[str]:
@@ -282,7 +385,7 @@ class SerialPrinter:
         while not pending.reply.done():
             remaining = pending.deadline - loop.time()
             if remaining <= 0:
-                raise CommandFailed(f"no ok for {command} within {pending.timeout_s:g} s")
+                raise CommandTimedOut(f"no ok for {command} within {pending.timeout_s:g} s")
             await asyncio.wait(
                 {pending.reply, transport.lost}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
             )
@@ -312,9 +415,11 @@ class SerialPrinter:
             pending.lines.append(line)
 
     def _on_ok(self, pending: _Pending, line: str) -> None:
-        if pending.swallow_ok:  # the ok that belongs to the garbled line, not to its resend
-            pending.swallow_ok = False
+        if pending.resend is not None:  # the ok that belongs to the garbled line, not to its resend
+            self._write_resend(pending)
             return
+        if pending.wants_temperatures and not isinstance(parse_report(line), Temperatures):
+            return  # a late ok of the command that timed out, not the probe's
         pending.lines.append(line)
         pending.reply.set_result(pending.lines)
 
@@ -324,8 +429,22 @@ class SerialPrinter:
             self._resync = True
             pending.reply.set_exception(CommandFailed(f"printer asked for line {number}; renumbering"))
             return
-        log.info("resending line %d", number)
-        pending.swallow_ok = self.dialect.ok_after_resend
+        loop = asyncio.get_running_loop()
+        if pending.resend_timer is not None:
+            pending.resend_timer.cancel()
+        pending.resend = line
+        pending.deadline = loop.time() + pending.timeout_s
+        pending.resend_timer = loop.call_later(RESEND_OK_GRACE_S, self._write_resend, pending)
+
+    def _write_resend(self, pending: _Pending) -> None:
+        """Send the garbled line again: its ok came, or it is not coming from this firmware."""
+        line, pending.resend = pending.resend, None
+        if pending.resend_timer is not None:
+            pending.resend_timer.cancel()
+            pending.resend_timer = None
+        if line is None or pending is not self._pending or self._transport is None:
+            return
+        log.info("resending %s", line)
         with contextlib.suppress(LinkLost):  # _await_ok sees the lost port
             self._transport.write_line(line)
 
@@ -343,10 +462,25 @@ class SerialPrinter:
 
     def _emit_all(self, events: list[PrinterEvent]) -> None:
         for event in events:
+            if event.kind is PrinterEventKind.TEMPERATURE:
+                self._heaters.on_temperatures(event.temperatures)
+            elif event.kind in _PAUSE_OVER:
+                self._heaters.forget()
             self._emit(event)
         for target, confirmed in self._waiters:
             if self._follower.state is target and not confirmed.done():
                 confirmed.set_result(None)
+
+    def _on_cooled(self, saved: dict[str, float]) -> None:
+        heaters = ", ".join(f"{heater} (was {target:g} °C)" for heater, target in saved.items())
+        self._emit(
+            PrinterEvent(
+                PrinterEventKind.HEATERS_OFF,
+                file=self._follower.file,
+                message=f"switched off during the pause: {heaters}; resuming heats them again",
+                temperatures=saved,
+            )
+        )
 
     def _emit(self, event: PrinterEvent) -> None:
         log.debug("event: %s", event)

@@ -30,6 +30,13 @@ class SdProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class PercentDone:
+    """Prusa's answer to the slicer's `M73`: progress by print time, better than by bytes."""
+
+    percent: float
+
+
+@dataclass(frozen=True, slots=True)
 class NotSdPrinting:
     """Marlin says this both when paused (file still open) and when stopped (file closed)."""
 
@@ -51,7 +58,7 @@ class HostAction:
 
 @dataclass(frozen=True, slots=True)
 class PrinterReset:
-    """`start`: the board (re)booted, so any running print is gone."""
+    """`start` (Klipper: `// Klipper state: Ready`): the firmware restarted; any print is gone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +84,7 @@ Report = (
     FileOpened
     | CurrentFile
     | SdProgress
+    | PercentDone
     | NotSdPrinting
     | SdPaused
     | DonePrinting
@@ -89,6 +97,8 @@ Report = (
 _FILE_OPENED = re.compile(r"^File opened:\s*(.+?)\s+Size:\s*(\d+)", re.IGNORECASE)
 _CURRENT_FILE = re.compile(r"^Current file:\s*(.*?)\s*$", re.IGNORECASE)
 _SD_PROGRESS = re.compile(r"SD printing byte\s+(\d+)\s*/\s*(\d+)", re.IGNORECASE)
+_PERCENT_DONE = re.compile(r"^(?:NORMAL|SILENT) MODE: Percent done:\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_KLIPPER_RESTART = re.compile(r"^//\s*Klipper state:\s*(?:Ready|Disconnect)", re.IGNORECASE)
 _HOST_ACTION = re.compile(r"^//\s*action:\s*(\w+)", re.IGNORECASE)
 _TEMPERATURE = re.compile(r"(?<![\w@])(T\d?|B):\s*(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)")
 _FATAL = re.compile(r"kill\(\) called|halted|thermal runaway|maxtemp|mintemp|heating failed|stopped", re.I)
@@ -120,6 +130,8 @@ def _current_file(text: str) -> Report | None:
 def _sd_status(text: str) -> Report | None:
     if match := _SD_PROGRESS.search(text):
         return SdProgress(int(match.group(1)), int(match.group(2)))
+    if match := _PERCENT_DONE.match(text):
+        return PercentDone(float(match.group(1)))
     lowered = text.lower()
     if lowered.startswith("not sd printing"):
         return NotSdPrinting()
@@ -136,7 +148,7 @@ def _host_action(text: str) -> Report | None:
 
 
 def _reset(text: str) -> Report | None:
-    return PrinterReset() if text == "start" else None
+    return PrinterReset() if text == "start" or _KLIPPER_RESTART.match(text) else None
 
 
 def _fatal(text: str) -> Report | None:

@@ -1,8 +1,10 @@
 """The serial port as lines on the asyncio loop: opened once, exclusively, read without blocking.
 
 The port's file descriptor is watched with `loop.add_reader`, so lines are delivered on the event
-loop thread and nothing blocks it. Opening resets many boards (DTR), so the port stays open until
-the device really goes away; a read or write error is reported once through `lost`.
+loop thread and nothing blocks it; writes are non-blocking too, and what the kernel does not take
+at once (a stalled USB-serial chip) waits in a buffer flushed by `loop.add_writer`. Opening resets
+many boards (DTR), so the port stays open until the device really goes away; a read or write error
+is reported once through `lost`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class SerialTransport:
         self._splitter = LineSplitter()
         self._loop = asyncio.get_running_loop()
         self.lost: asyncio.Future[str] = self._loop.create_future()
+        self._outbox = bytearray()
         self._loop.add_reader(port.fileno(), self._on_readable)
 
     @classmethod
@@ -55,7 +58,7 @@ class SerialTransport:
         """Open on the loop thread on purpose: it is quick, and a cancelled open in a worker thread
         would leak a port holding the exclusive lock. Raises LinkLost."""
         try:
-            device = serial.Serial(port, baudrate, timeout=0, write_timeout=2.0, exclusive=True)
+            device = serial.Serial(port, baudrate, timeout=0, write_timeout=0, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             raise LinkLost(f"cannot open {port}: {exc}") from exc
         return cls(device, on_line)
@@ -65,15 +68,16 @@ class SerialTransport:
         return not self.lost.done()
 
     def write_line(self, line: str) -> None:
-        """Queue one line. A few dozen bytes never fill the kernel buffer of a live device."""
+        """Queue one line and return at once; raises LinkLost if the port is gone."""
         if not self.is_open:
             raise LinkLost(str(self.lost.result()))
         log.debug("send: %s", line)
-        try:
-            self._serial.write(line.encode("ascii", errors="replace") + b"\n")
-        except (serial.SerialException, OSError) as exc:
-            self._fail(f"write failed: {exc}")
-            raise LinkLost(f"write failed: {exc}") from exc
+        waiting = bool(self._outbox)  # if so, the writer callback is already armed
+        self._outbox += line.encode("ascii", errors="replace") + b"\n"
+        if not waiting:
+            self._flush()
+        if not self.is_open:
+            raise LinkLost(str(self.lost.result()))
 
     def close(self) -> None:
         self._fail("closed")
@@ -81,6 +85,18 @@ class SerialTransport:
             self._serial.close()
         except (serial.SerialException, OSError) as exc:  # a vanished device may refuse even this
             log.debug("closing the port failed: %s", exc)
+
+    def _flush(self) -> None:
+        try:
+            written = self._serial.write(bytes(self._outbox)) or 0  # write_timeout=0: never blocks
+        except (serial.SerialException, OSError) as exc:
+            self._fail(f"write failed: {exc}")
+            return
+        del self._outbox[:written]
+        if self._outbox:
+            self._loop.add_writer(self._serial.fileno(), self._flush)
+        else:
+            self._loop.remove_writer(self._serial.fileno())
 
     def _on_readable(self) -> None:
         try:
@@ -98,4 +114,6 @@ class SerialTransport:
         if self.lost.done():
             return
         self._loop.remove_reader(self._serial.fileno())
+        self._loop.remove_writer(self._serial.fileno())
+        self._outbox.clear()
         self.lost.set_result(reason)
