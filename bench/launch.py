@@ -1,0 +1,141 @@
+"""`layerguard run` started as a user starts it (config file, SIGTERM to stop), pointed at the
+simulated world, for the figures that need the agent in a process of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+from sim.broker import MosquittoBroker
+from sim.frames import render_frame
+
+API_KEY = "bench-key-0123456789"
+STOP_TIMEOUT_S = 15.0
+# The default camera settings (camera.width, camera.height; render_frame encodes at quality 85).
+CAMERA_SIZE = (1280, 720)
+
+
+def layerguard_command() -> list[str]:
+    """The `layerguard` console script of this interpreter's environment, as a user runs it."""
+    script = Path(sys.executable).with_name("layerguard")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
+
+
+def write_camera_frames(directory: Path, count: int = 4) -> Path:
+    """A `dir:` camera of clean frames at the default size: capture is a file read, which keeps
+    the camera's own cost out of the agent's footprint, as the goal asks."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        frame = render_frame(0.2 + index / 10, None, *CAMERA_SIZE, seed=index)
+        (directory / f"frame_{index:03d}.jpg").write_bytes(frame)
+    return directory
+
+
+class NotifySocket:
+    """A NOTIFY_SOCKET like systemd's: records when READY=1 arrived (time.monotonic())."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.ready_at: float | None = None
+        self._ready = threading.Event()
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(str(path))
+        self._thread = threading.Thread(target=self._receive, name="bench-notify", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout_s: float) -> float | None:
+        self._ready.wait(timeout_s)
+        return self.ready_at
+
+    def close(self) -> None:
+        self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        self._thread.join(timeout=2)
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                message = self._socket.recv(4096)
+            except OSError:
+                return
+            if not message:
+                return
+            if b"READY=1" in message.split(b"\n") and self.ready_at is None:
+                self.ready_at = time.monotonic()
+                self._ready.set()
+
+
+class AgentProcess:
+    """One `layerguard run` with its own config and state under `directory`; its log goes to a
+    file there (a pipe nobody reads would block it). `started_at` is taken just before spawning."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        printer_id: str,
+        printer_port: str,
+        frames: Path,
+        api_url: str,
+        broker: MosquittoBroker,
+        notify_socket: Path | None = None,
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.printer_id = printer_id
+        self.config = directory / "layerguard.toml"
+        self.config.write_text(
+            f'[agent]\nprinter_id = "{printer_id}"\nstate_dir = "{directory / "state"}"\n'
+            f'[printer]\nport = "{printer_port}"\n'
+            f'[camera]\nsource = "dir:{frames}"\n'
+            f'[detection]\napi_url = "{api_url}"\n'
+            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        )
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_") and k != "NOTIFY_SOCKET"
+        }
+        env["LAYERGUARD_DETECTION__API_KEY"] = API_KEY
+        if notify_socket is not None:
+            env["NOTIFY_SOCKET"] = str(notify_socket)
+        self.log_path = directory / "agent.log"
+        with self.log_path.open("wb") as log:
+            self.started_at = time.monotonic()
+            self.process = subprocess.Popen(
+                [*layerguard_command(), "run", "--config", str(self.config)],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> int:
+        """SIGTERM, as systemd stops it; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def __enter__(self) -> AgentProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
