@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Installs LayerGuard from this checkout as a systemd service on Raspberry Pi OS (or Debian):
+# apt packages, the `layerguard` user, a virtual environment in /opt/layerguard, the config in
+# /etc/layerguard (an existing one is kept), the udev rule and the unit, enabled and started.
+# Safe to run again: that is also how to upgrade.
+#
+#   sudo scripts/install.sh [--config FILE] [--no-start]
+#   sudo scripts/install.sh --uninstall [--purge]
+#
+#   --config FILE  install FILE as /etc/layerguard/layerguard.toml (the old one is kept as .bak);
+#                  without it an existing config is left alone and a new install gets the default
+#   --no-start     enable the service but do not (re)start it now
+#   --uninstall    remove the service, udev rule and virtual environment; keeps the config,
+#                  secrets, state and the user unless --purge is given too
+set -euo pipefail
+
+NAME=layerguard
+PREFIX=/opt/layerguard
+VENV=$PREFIX/venv
+ETC=/etc/layerguard
+STATE=/var/lib/layerguard
+UNIT=/etc/systemd/system/layerguard.service
+RULE_NAME=99-layerguard-printer.rules
+RULE=/etc/udev/rules.d/$RULE_NAME
+LINK=/usr/local/bin/layerguard
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+APT_PACKAGES=(python3 python3-venv)
+
+say() { echo "install: $*"; }
+die() {
+  echo "install: $*" >&2
+  exit 1
+}
+
+config=""
+start=1
+uninstall=0
+purge=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+  --config)
+    [ $# -ge 2 ] || die "--config needs a file"
+    config=$2
+    shift
+    ;;
+  --no-start) start=0 ;;
+  --uninstall) uninstall=1 ;;
+  --purge) purge=1 ;;
+  -h | --help)
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *) die "unknown option $1 (see --help)" ;;
+  esac
+  shift
+done
+[ "$(id -u)" = 0 ] || die "run as root: sudo $0 $*"
+[ -z "$config" ] || [ -f "$config" ] || die "--config $config: no such file"
+[ "$purge" = 0 ] || [ "$uninstall" = 1 ] || die "--purge goes with --uninstall"
+
+# systemd and udev are running (a booted system), or not (a chroot or an image being built).
+booted() { [ -d /run/systemd/system ]; }
+udev_running() { [ -S /run/udev/control ] && command -v udevadm >/dev/null; }
+
+installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null)" = "install ok installed" ]; }
+
+install_packages() {
+  local missing=() available=() pkg
+  for pkg in "${APT_PACKAGES[@]}" python3-picamera2; do
+    installed "$pkg" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  apt-get update -qq
+  for pkg in "${missing[@]}"; do
+    if apt-cache show "$pkg" >/dev/null 2>&1; then
+      available+=("$pkg")
+    elif [ "$pkg" = python3-picamera2 ]; then # from Raspberry Pi's repository, with libcamera
+      say "python3-picamera2 is not in this system's apt sources: use an http:// snapshot URL as camera.source"
+    else
+      die "$pkg is not in this system's apt sources"
+    fi
+  done
+  [ ${#available[@]} -gt 0 ] || return 0
+  say "installing ${available[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${available[@]}" >/dev/null
+}
+
+create_user() {
+  local group
+  for group in dialout video; do
+    getent group "$group" >/dev/null || groupadd --system "$group"
+  done
+  if ! getent passwd "$NAME" >/dev/null; then
+    say "creating the system user $NAME"
+    useradd --system --user-group --home-dir "$STATE" --no-create-home --shell /usr/sbin/nologin "$NAME"
+  fi
+  usermod --append --groups dialout,video "$NAME"
+  install -d -o "$NAME" -g "$NAME" -m 0750 "$STATE"
+}
+
+install_venv() {
+  [ -x "$VENV/bin/python" ] || python3 -m venv --system-site-packages "$VENV"
+  # Build from a copy: pip would leave build/ and *.egg-info in the checkout (or on a FAT boot partition).
+  BUILD=$(mktemp -d)
+  trap 'rm -rf "$BUILD"' EXIT
+  cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/agent" "$SRC/hardware" "$SRC/sim" "$BUILD/"
+  say "installing LayerGuard into $VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir --upgrade "$BUILD"
+  ln -sf "$VENV/bin/layerguard" "$LINK"
+}
+
+install_config() {
+  install -d -m 0755 "$ETC"
+  install -d -o root -g "$NAME" -m 0750 "$ETC/secrets"
+  if [ -n "$config" ]; then
+    [ ! -f "$ETC/layerguard.toml" ] || cp -p "$ETC/layerguard.toml" "$ETC/layerguard.toml.bak"
+    install -o root -g "$NAME" -m 0640 "$config" "$ETC/layerguard.toml"
+    say "installed $config as $ETC/layerguard.toml"
+  elif [ -f "$ETC/layerguard.toml" ]; then
+    say "keeping your $ETC/layerguard.toml"
+  else
+    install -o root -g "$NAME" -m 0640 "$SRC/config/layerguard.toml" "$ETC/layerguard.toml"
+    say "installed the default $ETC/layerguard.toml: set printer.port in it"
+  fi
+}
+
+install_udev_rule() {
+  if [ ! -f "$SRC/config/$RULE_NAME" ]; then
+    say "no config/$RULE_NAME in this checkout: skipping the udev rule (use /dev/serial/by-id/... as printer.port)"
+    return
+  fi
+  install -m 0644 "$SRC/config/$RULE_NAME" "$RULE"
+  if udev_running; then
+    udevadm control --reload
+    udevadm trigger --subsystem-match=tty --action=add
+  fi
+}
+
+install_unit() {
+  install -m 0644 "$SRC/config/layerguard.service" "$UNIT"
+  if booted; then
+    systemctl daemon-reload
+    systemctl enable --quiet "$NAME.service"
+    if [ "$start" = 1 ]; then
+      # --no-block: READY=1 waits for the printer (up to 30 s); the journal shows how it went.
+      systemctl restart --no-block "$NAME.service"
+      say "started: journalctl -u $NAME -f   (and: sudo -u $NAME $LINK doctor)"
+    fi
+  else
+    systemctl enable --quiet "$NAME.service" # offline: it starts at the next boot
+    say "enabled; it starts at the next boot"
+  fi
+}
+
+uninstall() {
+  if [ -f "$UNIT" ]; then
+    if booted; then
+      systemctl disable --now --quiet "$NAME.service" || true
+    else
+      systemctl disable --quiet "$NAME.service" || true
+    fi
+    rm -f "$UNIT"
+    ! booted || systemctl daemon-reload
+  fi
+  if [ -f "$RULE" ]; then
+    rm -f "$RULE"
+    ! udev_running || udevadm control --reload
+  fi
+  rm -rf "$PREFIX"
+  [ ! -L "$LINK" ] || rm -f "$LINK"
+  if [ "$purge" = 1 ]; then
+    rm -rf "$ETC" "$STATE"
+    ! getent passwd "$NAME" >/dev/null || userdel "$NAME"
+    say "removed LayerGuard, its config, secrets, state and user"
+  else
+    say "removed LayerGuard; kept $ETC (config, secrets), $STATE and the user $NAME (--purge removes them)"
+  fi
+}
+
+if [ "$uninstall" = 1 ]; then
+  uninstall
+  exit 0
+fi
+install_packages
+create_user
+install_venv
+install_config
+install_udev_rule
+install_unit
+say "done"
