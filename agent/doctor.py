@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -11,10 +12,16 @@ from pathlib import Path
 from agent.settings import ConfigError, Settings, config_path, load_settings
 
 Check = Callable[[Settings], str]
+SERIAL_TIMEOUT_S = 15.0  # a board reset by the open takes a few seconds before it answers
+BROKER_TIMEOUT_S = 10.0
 
 
 class CheckFailed(Exception):
     """The check's message says what is wrong and how to fix it."""
+
+
+class CheckWarning(Exception):
+    """Could not check, for a reason that is not a fault (e.g. the running agent holds the port)."""
 
 
 def run_doctor(config: str | None) -> int:
@@ -22,9 +29,9 @@ def run_doctor(config: str | None) -> int:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        _line(False, "config", f"{exc}")
+        _line("FAIL", "config", f"{exc}")
         return 2
-    _line(True, "config", f"{path if path.exists() else 'defaults (no file)'}")
+    _line("ok", "config", f"{path if path.exists() else 'defaults (no file)'}")
     checks: list[tuple[str, Check]] = [
         ("state dir", check_state_dir),
         ("camera", check_camera),
@@ -38,14 +45,16 @@ def run_doctor(config: str | None) -> int:
             detail = check(settings)
         except CheckFailed as exc:
             failed += 1
-            _line(False, name, str(exc))
+            _line("FAIL", name, str(exc))
+        except CheckWarning as exc:
+            _line("warn", name, str(exc))
         else:
-            _line(True, name, detail)
+            _line("ok", name, detail)
     return 1 if failed else 0
 
 
-def _line(ok: bool, name: str, text: str) -> None:
-    print(f"{'ok  ' if ok else 'FAIL'} {name:<12} {text}", flush=True)
+def _line(verdict: str, name: str, text: str) -> None:
+    print(f"{verdict:<4} {name:<12} {text}", flush=True)
 
 
 def check_state_dir(settings: Settings) -> str:
@@ -79,6 +88,8 @@ def check_camera(settings: Settings) -> str:
 
 
 def check_serial_port(settings: Settings) -> str:
+    """Opens the port and reads the firmware name (M115) through the agent's own printer link.
+    Opening resets many boards, so a port that another process holds is left alone."""
     port = settings.printer.port
     if not port:
         raise CheckFailed("printer.port is not set: use /dev/serial/by-id/... (ls /dev/serial/by-id/)")
@@ -86,48 +97,126 @@ def check_serial_port(settings: Settings) -> str:
         raise CheckFailed(f"{port} does not exist: is the printer on and its USB cable plugged in?")
     if not os.access(port, os.R_OK | os.W_OK):
         raise CheckFailed(f"{port}: no read/write permission; add the agent's user to the dialout group")
-    # Opening the port would reset many boards (DTR) and could kill a running print: not here.
-    return f"{port} present and writable"
+    if holders := port_holders(port):
+        raise CheckWarning(f"{port} is in use by {holders}: not opened. {_HELD_HINT}")
+    firmware = asyncio.run(_read_firmware(settings))
+    return f"{port}: {firmware}"
+
+
+_HELD_HINT = (
+    "That is fine if it is the LayerGuard service; to test the port, stop it (systemctl stop layerguard)"
+)
+
+
+def port_holders(port: str) -> str:
+    """The other processes that have `port` open, as `pid 123 (name)`; only those we may look at."""
+    device = os.path.realpath(port)
+    found = []
+    for fd_dir in Path("/proc").glob("[0-9]*/fd"):
+        if fd_dir.parent.name == str(os.getpid()):
+            continue
+        try:
+            if any(os.path.realpath(fd) == device for fd in fd_dir.iterdir()):
+                pid = fd_dir.parent.name
+                found.append(f"pid {pid} ({(fd_dir.parent / 'comm').read_text().strip()})")
+        except OSError:  # gone, or not ours to see
+            continue
+    return ", ".join(found)
+
+
+async def _read_firmware(settings: Settings) -> str:
+    from hardware.printer.events import PrinterEvent, PrinterEventKind
+    from hardware.printer.link import SerialPrinter
+
+    outcome: asyncio.Future[PrinterEvent] = asyncio.get_running_loop().create_future()
+
+    def on_event(event: PrinterEvent) -> None:
+        if event.kind in (PrinterEventKind.CONNECTED, PrinterEventKind.DISCONNECTED) and not outcome.done():
+            outcome.set_result(event)
+
+    p = settings.printer
+    printer = SerialPrinter(p.port, p.baudrate, p.dialect, on_event)
+    link = asyncio.create_task(printer.run())
+    logging.getLogger("hardware.printer").setLevel(logging.CRITICAL)  # the check's line says it all
+    try:
+        async with asyncio.timeout(SERIAL_TIMEOUT_S):
+            event = await outcome
+    except TimeoutError:
+        raise CheckFailed(
+            f"{p.port}: no answer to M110/M115 within {SERIAL_TIMEOUT_S:g} s: "
+            f"check printer.baudrate ({p.baudrate}; stock Marlin often uses 250000)"
+        ) from None
+    finally:
+        link.cancel()
+        await asyncio.gather(link, return_exceptions=True)
+    if event.kind is PrinterEventKind.DISCONNECTED:
+        if "lock" in event.message:
+            raise CheckWarning(f"{p.port} is in use by another process: not opened. {_HELD_HINT}")
+        raise CheckFailed(f"{event.message}")
+    return f"{event.firmware or 'unnamed firmware'} (dialect {event.dialect})"
 
 
 def check_broker(settings: Settings) -> str:
+    """Connects with the agent's credentials, then publishes under the agent's topics and waits
+    for the message to come back: a broker whose ACL drops the agent's messages fails here."""
     mqtt_settings = settings.mqtt
     if not mqtt_settings.enabled:
         return "MQTT off (mqtt.host is empty)"
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    result: dict[str, object] = {}
-    done = threading.Event()
+    from agent.mqtt.topics import Topics
 
-    def on_connect(_c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
-        result["reason"] = reason
-        done.set()
+    topic = f"{Topics.for_printer(mqtt_settings.topic_prefix, settings.agent.printer_id).base}/doctor"
+    connected: dict[str, object] = {}
+    events = {name: threading.Event() for name in ("connected", "subscribed", "echoed")}
+
+    def on_connect(c: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        connected["reason"] = reason
+        events["connected"].set()
+        if not getattr(reason, "is_failure", False):
+            c.subscribe(topic, qos=1)
+
+    def on_subscribe(c: mqtt.Client, _u: object, _m: int, _r: object, _p: object) -> None:
+        events["subscribed"].set()
+        c.publish(topic, b"layerguard doctor", qos=1)
+
+    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        events["echoed"].set()
 
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"layerguard-doctor-{os.getpid()}")
     if mqtt_settings.username:
         client.username_pw_set(mqtt_settings.username, mqtt_settings.password.get_secret_value())
     if mqtt_settings.tls:
         client.tls_set(ca_certs=str(mqtt_settings.ca_file) if mqtt_settings.ca_file else None)
-    client.on_connect = on_connect
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
     where = f"{mqtt_settings.host}:{mqtt_settings.port}"
     try:
         client.connect(mqtt_settings.host, mqtt_settings.port, keepalive=10)
-    except OSError as exc:
-        raise CheckFailed(f"{where}: {exc.strerror or exc}; is the broker running and reachable?") from None
+    except (OSError, ValueError) as exc:
+        detail = getattr(exc, "strerror", None) or exc
+        raise CheckFailed(
+            f"{where}: {detail}; is the broker running and reachable (mqtt.host, mqtt.port)?"
+        ) from None
     client.loop_start()
     try:
-        if not done.wait(10):
-            raise CheckFailed(f"{where}: no answer to CONNECT within 10 s")
-        reason = result["reason"]
-        if getattr(reason, "is_failure", False):
+        if not events["connected"].wait(BROKER_TIMEOUT_S):
+            raise CheckFailed(f"{where}: no answer to CONNECT within {BROKER_TIMEOUT_S:g} s (mqtt.tls?)")
+        if getattr(connected["reason"], "is_failure", False):
             raise CheckFailed(
-                f"{where}: broker refused the connection: {reason}; check mqtt.username/password"
+                f"{where}: broker refused the connection: {connected['reason']}; "
+                "check mqtt.username and mqtt.password"
+            )
+        if not events["echoed"].wait(BROKER_TIMEOUT_S):
+            raise CheckFailed(
+                f"{where}: connected, but a message published to {topic} did not come back within "
+                f"{BROKER_TIMEOUT_S:g} s: does the broker's ACL let this user publish and subscribe "
+                f"under {mqtt_settings.topic_prefix}/#?"
             )
     finally:
         client.disconnect()
         client.loop_stop()
-    return f"connected to {where}"
+    return f"connected to {where}, published and received {topic}"
 
 
 def check_api_key(settings: Settings) -> str:
@@ -136,7 +225,10 @@ def check_api_key(settings: Settings) -> str:
 
     detection = settings.detection
     if not detection.api_key.get_secret_value():
-        raise CheckFailed("detection.api_key is not set: get a key from OctoEverywhere's developer portal")
+        raise CheckFailed(
+            "detection.api_key is not set: get a key from OctoEverywhere and put it in "
+            "/etc/layerguard/secrets/detection__api_key"
+        )
 
     async def create() -> None:
         client = GadgetClient(detection.api_url, detection.api_key.get_secret_value())

@@ -112,6 +112,8 @@ install_venv() {
 install_config() {
   install -d -m 0755 "$ETC"
   install -d -o root -g "$NAME" -m 0750 "$ETC/secrets"
+  # Secret files (say, written by cloud-init as root) must be readable by the agent's group.
+  find "$ETC/secrets" -maxdepth 1 -type f -exec chown root:"$NAME" {} + -exec chmod 0640 {} +
   if [ -n "$config" ]; then
     [ ! -f "$ETC/layerguard.toml" ] || cp -p "$ETC/layerguard.toml" "$ETC/layerguard.toml.bak"
     install -o root -g "$NAME" -m 0640 "$config" "$ETC/layerguard.toml"

@@ -1,0 +1,171 @@
+"""`layerguard doctor` against the simulated world: all green, then each check failing (or
+warning) for the right reason when its component is missing or misconfigured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agent import doctor
+from agent.cli import main
+from sim.broker import MosquittoBroker
+from sim.world import SimWorld, sim_world
+
+Config = dict[str, dict[str, object]]
+# Another program with the printer's port open (as the running service would have it).
+HOLD_PORT = (
+    "import serial, sys, time; port = serial.Serial(sys.argv[1], exclusive=True); "
+    "print('holding', flush=True); time.sleep(60)"
+)
+
+
+@pytest.fixture
+def world(broker: MosquittoBroker) -> Iterator[SimWorld]:
+    with sim_world(
+        file="part.gcode", failure_at=None, print_duration_s=60, interval_s=5, broker=broker
+    ) as made:
+        yield made
+
+
+@pytest.fixture
+def run_doctor(
+    world: SimWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[[Config], tuple[int, dict[str, str]]]:
+    """Runs `layerguard doctor` on a config pointing at the world, with `changes` applied;
+    returns the exit code and each check's line by check name."""
+    for name in [k for k in os.environ if k.startswith("LAYERGUARD_")]:
+        monkeypatch.delenv(name)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "detection__api_key").write_text(world.api_key)
+    monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(secrets))
+    assert world.broker is not None
+
+    def run(changes: Config) -> tuple[int, dict[str, str]]:
+        config: Config = {
+            "agent": {"printer_id": "doc", "state_dir": str(tmp_path / "state")},
+            "printer": {"port": world.printer.port},
+            "camera": {"source": world.webcam.url},
+            "detection": {"api_url": world.service.base_url},
+            "mqtt": {"host": world.broker.host, "port": world.broker.port},
+        }
+        for section, keys in changes.items():
+            config[section] = {**config.get(section, {}), **keys}
+        path = tmp_path / "layerguard.toml"
+        path.write_text(
+            "".join(
+                f"[{s}]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in keys.items())
+                for s, keys in config.items()
+            )
+        )
+        code = main(["doctor", "--config", str(path)])
+        lines = capsys.readouterr().out.splitlines()
+        return code, {line[5:17].strip(): line for line in lines}
+
+    return run
+
+
+def _toml(value: object) -> str:
+    return f'"{value}"' if isinstance(value, str) else str(value).lower()
+
+
+def test_all_green_in_the_simulated_world(run_doctor: Callable[[Config], tuple[int, dict[str, str]]]) -> None:
+    code, lines = run_doctor({})
+    assert code == 0, lines
+    assert list(lines) == ["config", "state dir", "camera", "serial port", "mqtt broker", "api key"]
+    assert all(line.startswith("ok ") for line in lines.values()), lines
+    assert "Marlin 2.1.2.1" in lines["serial port"]
+    assert "published and received layerguard/doc/doctor" in lines["mqtt broker"]
+    assert "created a detection context" in lines["api key"]
+
+
+@pytest.mark.parametrize(
+    ("check", "changes", "reason"),
+    [
+        ("camera", {"camera": {"source": "dir:/nonexistent/frames"}}, "/nonexistent/frames"),
+        ("serial port", {"printer": {"port": "/dev/ttyACM-nothing"}}, "does not exist: is the printer on"),
+        ("serial port", {"printer": {"port": ""}}, "printer.port is not set"),
+        ("mqtt broker", {"mqtt": {"port": 1}}, "is the broker running and reachable"),
+        ("state dir", {"agent": {"state_dir": "/proc/layerguard"}}, "give the agent's user write access"),
+    ],
+)
+def test_each_check_fails_for_its_reason(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]], check: str, changes: Config, reason: str
+) -> None:
+    code, lines = run_doctor(changes)
+    assert code == 1
+    assert lines[check].startswith(f"FAIL {check}")
+    assert reason in lines[check]
+    others = [name for name, line in lines.items() if name != check and not line.startswith("ok ")]
+    assert others == [], lines
+
+
+def test_a_wrong_api_key_fails_to_create_a_context(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAYERGUARD_DETECTION__API_KEY", "wrong-key-0123")
+    code, lines = run_doctor({})
+    assert code == 1
+    assert lines["api key"].startswith("FAIL api key")
+    assert "creating a detection context failed" in lines["api key"]
+    assert "wrong-key-0123" not in lines["api key"]
+
+
+def test_a_refused_login_is_named(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]],
+) -> None:
+    with MosquittoBroker(users={"layerguard": "right"}) as guarded:
+        code, lines = run_doctor(
+            {"mqtt": {"port": guarded.port, "username": "layerguard", "password": "wrong-password"}}
+        )
+    assert code == 1
+    assert "refused the connection" in lines["mqtt broker"]
+    assert "check mqtt.username and mqtt.password" in lines["mqtt broker"]
+    assert "wrong-password" not in "".join(lines.values())
+
+
+def test_a_port_held_by_another_process_is_a_warning_not_a_failure(
+    world: SimWorld, run_doctor: Callable[[Config], tuple[int, dict[str, str]]]
+) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_PORT, world.printer.port], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        code, lines = run_doctor({})
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 0
+    assert lines["serial port"].startswith("warn serial port")
+    assert f"in use by pid {holder.pid} (python" in lines["serial port"]
+    assert "systemctl stop layerguard" in lines["serial port"]
+    assert "M110" not in world.printer.received, "the held port was not opened"
+
+
+def test_a_port_that_never_answers_names_the_baud_rate(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(doctor, "SERIAL_TIMEOUT_S", 1.0)
+    controller, device = os.openpty()
+    try:
+        code, lines = run_doctor({"printer": {"port": os.ttyname(device)}})
+    finally:
+        os.close(device)
+        os.close(controller)
+    assert code == 1
+    assert "no answer to M110/M115 within 1 s: check printer.baudrate (115200" in lines["serial port"]
+
+
+def test_an_invalid_config_stops_at_the_first_line(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]],
+) -> None:
+    code, lines = run_doctor({"printer": {"baudrate": "fast"}})
+    assert code == 2
+    assert list(lines) == ["config"]
+    assert "printer.baudrate" in lines["config"]
