@@ -1,4 +1,4 @@
-"""A virtual Marlin printer on a real pseudo-terminal, for the tests and the demo.
+"""A virtual Marlin, Prusa MK3 or Klipper printer on a real pseudo-terminal, for the tests and the demo.
 
 The agent opens `VirtualPrinter.port` with the same pyserial calls it uses on a Pi. What it
 emulates, as Marlin 2.x does it:
@@ -14,12 +14,32 @@ emulates, as Marlin 2.x does it:
 - an SD print of a G-code text: a heating phase (hotend and bed rise to the targets found in the
   file's start G-code) before bytes advance, progress over `print_duration_s`, `Done printing file`;
 - host action commands (`//action:paused`, `resume`, `cancel`) when `host_actions` is on;
-- the printer's own panel: `panel_start`, `panel_pause`, `panel_resume`, `panel_stop`.
+- the printer's own panel: `panel_start`, `panel_pause`, `panel_resume`, `panel_stop`, and a
+  filament runout (`runout`: paused, `echo:busy: paused for user` until resumed).
+
+Dialects (`dialect=`), as serial.md describes them:
+
+- `prusa`: Prusa-Firmware's `M115`, `M601`/`M602` (`M25`/`M24` too) that switch the hotend off
+  and back on, `M27` → `SD print paused`, `// action:paused|resumed|cancel`, `M73`-style
+  `NORMAL MODE: Percent done:` lines every 10 %; only temperatures auto-report;
+- `klipper`: `ok FIRMWARE_NAME:Klipper`, no auto-reports, `PAUSE` (its ok comes once the reader
+  stopped, after `pause_delay_s`) / `RESUME` / `CANCEL_PRINT` / `SDCARD_PRINT_FILE FILENAME=`, no
+  output at all on a pause, `M27` keeps reporting the frozen byte while paused, `Not SD printing.`
+  once the file is closed, `// Unknown command:"X"`, `!!` errors, `// Klipper state: Ready` after
+  a restart. Unlike real Klipper it checks line checksums, so resends can be tested; it sends no
+  `ok` after a `Resend:` by default.
+
+Feature switches: `host_actions`, `autoreport` (Marlin's `AUTOREPORT_*` capabilities),
+`current_file` (Marlin answers `M27 C`), `park_on_pause` (Marlin parks the head: `parked`),
+`ok_after_resend`.
 
 Deviations, for fast tests: auto-report intervals (`M27 S`, `M155 S`) may be fractions of a second.
 Faults to inject: `ignore` (commands acknowledged but without effect, e.g. `{"M25"}`),
 `request_resend(n)` (the next n numbered lines fail their checksum), `reset()` (the board reboots
-and prints `start`), and `stop()` (the device vanishes; start another on the same `port` to return).
+and prints `start`), `kill(reason)` (fatal error: the firmware halts and answers nothing more),
+`send_raw(bytes)` (garbage or any line), `vanish()` / `reappear()` (the pty closes and a new one
+appears at the same `port`, the SD print going on meanwhile; `reset=True` for a power cycle),
+and `stop()` (the device vanishes for good).
 
 The printer runs in its own thread: a select loop on the pty's master side. Its public methods are
 thread-safe; `wait_for` / `wait_for_async` wait for a condition instead of sleeping.
@@ -50,6 +70,13 @@ FIRMWARE = (
 )
 NO_OPS = frozenset({"G0", "G1", "G4", "G21", "G28", "G90", "G91", "G92", "M82", "M83", "M84", "M106", "M107"})
 NO_OPS |= frozenset({"M117", "M400"})
+PRUSA_FIRMWARE = (
+    "FIRMWARE_NAME:Prusa-Firmware 3.13.2 based on Marlin "
+    "FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware "
+    "PROTOCOL_VERSION:1.0 MACHINE_TYPE:Prusa i3 MK3S EXTRUDER_COUNT:1 UUID:00000000-0000-0000-0000-0000"
+)
+KLIPPER_FIRMWARE = "FIRMWARE_NAME:Klipper FIRMWARE_VERSION:v0.12.0-LayerGuard-virtual"
+DIALECTS = ("marlin", "prusa", "klipper")
 
 _NUMBERED = re.compile(r"^N(\d+)\s+(.*?)(?:\*(\d+))?\s*$")
 _PARAM = re.compile(r"([A-Z])(-?\d+(?:\.\d+)?)?")
@@ -126,7 +153,21 @@ class VirtualPrinter:
         busy_interval_s: float = 2.0,
         ignore: Iterable[str] = (),
         port: str | os.PathLike[str] | None = None,
+        dialect: str = "marlin",
+        autoreport: bool = True,
+        current_file: bool = True,
+        park_on_pause: bool = False,
+        ok_after_resend: bool | None = None,
     ) -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
+        self.dialect = dialect
+        self.autoreport = autoreport and dialect == "marlin"
+        self.current_file = current_file and dialect != "klipper"
+        self.park_on_pause = park_on_pause
+        self.ok_after_resend = dialect != "klipper" if ok_after_resend is None else ok_after_resend
+        self.parked = False
+        self.halted = False
         self.files = dict(files) if files is not None else {DEFAULT_FILE: default_gcode()}
         self.print_duration_s = print_duration_s
         self.pause_delay_s = pause_delay_s
@@ -144,12 +185,15 @@ class VirtualPrinter:
         self._job: _Job | None = None
         self._selected: _Job | None = None
         self._paused_from = "printing"
+        self._paused_hotend = 0.0  # Prusa: the target M601 switched off
         self._pause_at: float | None = None
+        self._percent_reported = -1
         self._last_line = 0
         self._fail_checksums = 0
         self._inbox: deque[str] = deque()
         self._out = bytearray()
         self._blocking_until: Callable[[], bool] | None = None
+        self._after_block: Callable[[], None] | None = None
         self._next_busy = 0.0
         self._sd_report: tuple[float, float] | None = None  # (interval, next due)
         self._temp_report: tuple[float, float] | None = None
@@ -175,7 +219,13 @@ class VirtualPrinter:
         return self
 
     def stop(self) -> None:
-        """Stop answering and close the pty: the agent's port sees the device vanish."""
+        """Stop answering and close the pty for good: the agent's port sees the device vanish."""
+        self.vanish()
+        if self._own_dir:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+
+    def vanish(self) -> None:
+        """Close the pty as an unplugged USB cable does; the printer itself keeps its state."""
         with self._cond:
             self._running = False
         if self._thread is not None:
@@ -188,8 +238,12 @@ class VirtualPrinter:
         self._master = self._slave = -1
         if target and os.path.islink(self.port) and os.readlink(self.port) == target:
             os.unlink(self.port)
-        if self._own_dir:
-            shutil.rmtree(self._own_dir, ignore_errors=True)
+
+    def reappear(self, *, reset: bool = False) -> None:
+        """A new pty at the same `port`, as a replugged cable gives; `reset`: it was a power cycle."""
+        if reset:
+            self.reset()
+        self.start()
 
     def __enter__(self) -> VirtualPrinter:
         return self.start()
@@ -232,6 +286,23 @@ class VirtualPrinter:
         """`wait_for` without blocking the event loop the agent under test runs on."""
         return await asyncio.to_thread(self.wait_for, predicate, timeout_s)
 
+    def kill(self, reason: str = "Printer halted. kill() called!") -> None:
+        """A fatal firmware error (kill(), thermal runaway, MAXTEMP, Klipper's MCU shutdown)."""
+        with self._cond:
+            if self._state in ("heating", "printing", "paused"):
+                self._abort()
+            self.halted = True
+            self._blocking_until = None
+            if self.dialect == "klipper":
+                self._send(f"!! {reason}", "// Klipper state: Shutdown")
+            else:
+                self._send(f"Error:{reason}", "Error:Printer halted. kill() called!")
+
+    def send_raw(self, data: bytes) -> None:
+        """Put bytes on the wire as they are: garbage, a half line, anything."""
+        with self._cond:
+            self._out += data
+
     def request_resend(self, count: int = 1) -> None:
         """Reject the next `count` numbered lines as if a byte had been garbled on the wire."""
         with self._cond:
@@ -262,6 +333,13 @@ class VirtualPrinter:
                 self._abort()
                 self._action("cancel")
 
+    def runout(self) -> None:
+        """The filament sensor (or an M600 in the file) pauses the print until the user resumes."""
+        with self._cond:
+            if self.dialect == "marlin" and self.host_actions:
+                self._send("//action:out_of_filament T0")
+            self._pause_now()
+
     def reset(self) -> None:
         """Reboot the board, as a watchdog or a DTR pulse does: the print is lost, line numbers restart."""
         with self._cond:
@@ -270,8 +348,12 @@ class VirtualPrinter:
             self._last_line = 0
             self._sd_report = self._temp_report = None
             self._blocking_until = None
+            self.halted = False
             self._inbox.clear()
-            self._send("start", "echo:Marlin 2.1.2.1 (LayerGuard virtual)")
+            if self.dialect == "klipper":
+                self._send("// Klipper state: Disconnect", "// Klipper state: Ready")
+            else:
+                self._send("start", "echo:Marlin 2.1.2.1 (LayerGuard virtual)")
 
     # --- the thread ---------------------------------------------------------------------------
 
@@ -335,6 +417,11 @@ class VirtualPrinter:
         job.print_elapsed_s += dt
         fraction = min(1.0, job.print_elapsed_s / self.print_duration_s) if self.print_duration_s > 0 else 1.0
         job.position = job.start_end + round((job.size - job.start_end) * fraction)
+        if self.dialect == "prusa" and int(fraction * 10) * 10 != self._percent_reported:
+            self._percent_reported = int(fraction * 10) * 10
+            self._send(
+                f"NORMAL MODE: Percent done: {self._percent_reported}; print time remaining in mins: 1"
+            )
         if fraction >= 1.0:
             self._finish()
 
@@ -354,6 +441,9 @@ class VirtualPrinter:
                     self._send("echo:busy: processing")
                 return
             self._blocking_until = None
+            if self._after_block is not None:
+                self._after_block()
+                self._after_block = None
             self._send("ok")
         while self._inbox and self._blocking_until is None:
             self._handle_line(self._inbox.popleft())
@@ -361,7 +451,7 @@ class VirtualPrinter:
     # --- the line protocol --------------------------------------------------------------------
 
     def _handle_line(self, line: str) -> None:
-        if not line:
+        if not line or (self.halted and self.dialect != "klipper"):  # a killed Marlin says nothing more
             return
         command = self._check_line(line) if line.startswith("N") else line
         if command is None:
@@ -397,19 +487,24 @@ class VirtualPrinter:
 
     def _reject(self, error: str) -> None:
         self.resends += 1
-        self._send(f"{error}, Last Line: {self._last_line}", f"Resend: {self._last_line + 1}", "ok")
+        self._send(f"{error}, Last Line: {self._last_line}", f"Resend: {self._last_line + 1}")
+        if self.ok_after_resend:
+            self._send("ok")
 
     def _dispatch(self, command: str) -> None:
         code = command.split()[0].upper()
         params = {key: value for key, value in _PARAM.findall(command.upper()[len(code) :])}
-        if code in self.ignore:
+        if code in self.ignore or (self.halted and code not in ("M105", "M27")):
             self._send("ok")
             return
-        handler = self._HANDLERS.get(code)
+        own = self._DIALECT_HANDLERS[self.dialect]
+        handler = own[code] if code in own else self._HANDLERS.get(code)
         if handler is not None:
             handler(self, command, params)
         elif code in NO_OPS:
             self._send("ok")
+        elif self.dialect == "klipper":
+            self._send(f'// Unknown command:"{code}"', "ok")
         else:
             self._send(f'echo:Unknown command: "{command}"', "ok")
 
@@ -419,18 +514,26 @@ class VirtualPrinter:
         self._send("ok")
 
     def _m115(self, command: str, params: dict[str, str]) -> None:
+        if self.dialect == "klipper":
+            self._send(f"ok {KLIPPER_FIRMWARE}")
+            return
         caps = {
             "SERIAL_XON_XOFF": 0,
             "EEPROM": 0,
-            "AUTOREPORT_TEMP": 1,
-            "AUTOREPORT_SD_STATUS": 1,
+            "AUTOREPORT_TEMP": int(self.autoreport or self.dialect == "prusa"),
+            "AUTOREPORT_SD_STATUS": int(self.autoreport),
             "HOST_ACTION_COMMANDS": int(self.host_actions),
             "EMERGENCY_PARSER": 0,
         }
-        self._send(FIRMWARE, *(f"Cap:{name}:{value}" for name, value in caps.items()), "ok")
+        name = PRUSA_FIRMWARE if self.dialect == "prusa" else FIRMWARE
+        self._send(name, *(f"Cap:{cap}:{value}" for cap, value in caps.items()), "ok")
 
     def _m105(self, command: str, params: dict[str, str]) -> None:
-        self._send(f"ok {self._temp_line()}")
+        if self.dialect == "klipper":
+            hot, bed = self._hotend, self._bed
+            self._send(f"ok B:{bed.actual:.1f} /{bed.target:.1f} T0:{hot.actual:.1f} /{hot.target:.1f}")
+        else:
+            self._send(f"ok {self._temp_line()}")
 
     def _m155(self, command: str, params: dict[str, str]) -> None:
         self._temp_report = self._interval(params)
@@ -457,13 +560,45 @@ class VirtualPrinter:
         self._send("ok")
 
     def _m27(self, command: str, params: dict[str, str]) -> None:
-        if "C" in params:
+        if "C" in params and self.current_file:
             name = self._selected.name if self._selected else "(no file)"
             self._send(f"Current file: {name}")
-        elif "S" in params:
+        elif "S" in params and self.autoreport:
             self._sd_report = self._interval(params)
         else:
             self._send(self._sd_status())
+        self._send("ok")
+
+    def _prusa_pause(self, command: str, params: dict[str, str]) -> None:
+        """M601 (and M25): park, switch the hotend off; M602 heats it again before going on."""
+        self._m25(command, params)
+
+    def _prusa_resume(self, command: str, params: dict[str, str]) -> None:
+        if self._state == "paused":
+            self._hotend.set_target(self._paused_hotend)
+            self._blocking_until = lambda: self._hotend.reached
+            self._next_busy = time.monotonic() + self.busy_interval_s
+            self._after_block = self._resume
+            return  # the ok (and the resume) once the hotend is back at temperature
+        self._m24(command, params)
+
+    def _klipper_pause(self, command: str, params: dict[str, str]) -> None:
+        """PAUSE: the ok comes once the SD reader stopped; nothing is printed."""
+        if self._state in ("heating", "printing") and self._pause_at is None:
+            self._pause_at = time.monotonic() + self.pause_delay_s
+            self._blocking_until = lambda: self._state != "heating" and self._state != "printing"
+            self._next_busy = float("inf")  # Klipper sends no busy lines
+            return
+        self._send("ok")
+
+    def _klipper_resume(self, command: str, params: dict[str, str]) -> None:
+        self._resume()
+        self._send("ok")
+
+    def _klipper_print_file(self, command: str, params: dict[str, str]) -> None:
+        name = command.split("=", 1)[1].strip() if "=" in command else ""
+        self._select(name)
+        self._start_job()
         self._send("ok")
 
     def _m524(self, command: str, params: dict[str, str]) -> None:
@@ -499,6 +634,19 @@ class VirtualPrinter:
         "M140": _set_temp,
         "M190": _set_temp,
     }
+    _DIALECT_HANDLERS: dict[str, dict[str, Callable[[VirtualPrinter, str, dict[str, str]], None] | None]] = {
+        "marlin": {},
+        "prusa": {"M601": _prusa_pause, "M25": _prusa_pause, "M602": _prusa_resume, "M24": _prusa_resume},
+        "klipper": {
+            "PAUSE": _klipper_pause,
+            "M25": _klipper_pause,
+            "RESUME": _klipper_resume,
+            "M24": _klipper_resume,
+            "CANCEL_PRINT": _m524,
+            "SDCARD_PRINT_FILE": _klipper_print_file,
+            "M155": None,  # unknown to Klipper
+        },
+    }
 
     # --- the SD print -------------------------------------------------------------------------
 
@@ -514,6 +662,10 @@ class VirtualPrinter:
         if job is None:
             return
         self._job = job
+        self._percent_reported = -1
+        if self.dialect == "prusa":  # the slicer's first M73 comes before the heating
+            self._percent_reported = 0
+            self._send("NORMAL MODE: Percent done: 0; print time remaining in mins: 1")
         job.position = job.start_end
         self._hotend.set_target(job.hotend)
         self._bed.set_target(job.bed)
@@ -524,12 +676,17 @@ class VirtualPrinter:
         if self._state in ("heating", "printing"):
             self._paused_from = self._state
             self._state = "paused"
+            self.parked = self.park_on_pause or self.dialect == "prusa"
+            if self.dialect == "prusa":  # M601 switches the hotend off
+                self._paused_hotend = self._hotend.target
+                self._hotend.set_target(0)
             self._action("paused")
 
     def _resume(self) -> None:
         if self._state == "paused":
             self._state = self._paused_from
-            self._action("resume")
+            self.parked = False
+            self._action("resumed" if self.dialect == "prusa" else "resume")
 
     def _finish(self) -> None:
         self._state = "finished"
@@ -547,16 +704,21 @@ class VirtualPrinter:
 
     def _sd_status(self) -> str:
         job = self._job
-        if job is not None and self._state in ("heating", "printing"):
+        printing = ("heating", "printing", "paused") if self.dialect == "klipper" else ("heating", "printing")
+        if job is not None and self._state in printing:
             return f"SD printing byte {job.position}/{job.size}"
-        return "Not SD printing"
+        if self.dialect == "prusa" and self._state == "paused":
+            return "SD print paused"
+        return "Not SD printing." if self.dialect == "klipper" else "Not SD printing"
 
     def _temp_line(self) -> str:
         hot, bed = self._hotend, self._bed
         return f"T:{hot.actual:.2f} /{hot.target:.2f} B:{bed.actual:.2f} /{bed.target:.2f} @:0 B@:0"
 
     def _action(self, name: str) -> None:
-        if self.host_actions:
+        if self.dialect == "prusa":
+            self._send(f"// action:{name}")
+        elif self.dialect == "marlin" and self.host_actions:
             self._send(f"//action:{name}")
 
     @staticmethod

@@ -95,8 +95,8 @@ class PrintFollower:
             case SdProgress(position=position, total=total):
                 return self._sd_progress(position, total)
             case PercentDone(percent=percent):
-                self._percent_done = True
-                return self._report_progress(percent) if self.state is PrintState.PRINTING else []
+                self._percent_done = True  # only a print prints these
+                return self._found_running() + self._report_progress(percent)
             case NotSdPrinting():
                 return self._not_printing()
             case SdPaused():
@@ -238,7 +238,6 @@ class PrintFollower:
             return []
         if self.state is PrintState.IDLE:
             self._progress = None
-            self._percent_done = False
             self._error = None
         self.state = PrintState.PRINTING
         self._position = None
@@ -271,7 +270,7 @@ class PrintFollower:
         """No print is running, though the follower did not see one end (found so, or was unknown)."""
         self.state = PrintState.IDLE
         self.file = None
-        self._opened = False
+        self._opened = self._percent_done = False
         return [self._event(K.IDLE)]
 
     def _end(self, kind: PrinterEventKind, message: str = "") -> list[PrinterEvent]:
@@ -280,19 +279,22 @@ class PrintFollower:
         event = self._event(kind, message=message)
         self.state = PrintState.IDLE
         self.file = None
-        self._opened = False
+        self._opened = self._percent_done = False
         self.needs_file_check = False
         self._pause_expected = 0
         return [event]
 
     def _reset(self) -> list[PrinterEvent]:
         self._status_seen = False  # what runs after a reboot is found anew
+        self._error = None
         if not self.active:
             return []
         return self._end(K.ERROR, message="the printer restarted during the print")
 
     def _fatal(self, message: str) -> list[PrinterEvent]:
-        if message == self._error:  # a halted Marlin repeats its last words every few seconds
+        # A halted firmware repeats its last words, and one fault comes as several lines
+        # (`Thermal Runaway` then `kill() called!`): the first says it; the rest until a reset is noise.
+        if self._error is not None:
             return []
         self._error = message
         if self.active:
