@@ -4,12 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
-  echo "setup: installing the Debian package mosquitto" >&2
+# Debian packages, each only when its program is missing: mosquitto (the broker the tests
+# start), and for the deployment checks systemd-analyze, cloud-init (its schema), netplan
+# (network-config) and debootstrap (install.sh in a throw-away Debian root).
+missing=()
+for pair in mosquitto:mosquitto systemd-analyze:systemd cloud-init:cloud-init netplan:netplan.io \
+  debootstrap:debootstrap; do
+  program=${pair%%:*}
+  command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing the Debian packages ${missing[*]}" >&2
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then
