@@ -11,15 +11,13 @@ The `dir:` camera reads a file, so the camera's own capture cost stays out, as t
 from __future__ import annotations
 
 import itertools
-import json
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import procstat
-from bench.launch import API_KEY, AgentProcess, write_camera_frames
+from bench.launch import API_KEY, AgentProcess, state_is, write_camera_frames
 from bench.report import Row, at_least, below
 from bench.slack import ArrivalStampedStandIn
 from sim.broker import MosquittoBroker
@@ -92,7 +90,7 @@ def _phases(
     phases: Phases,
 ) -> tuple[list[Row], procstat.Window]:
     state_topic = f"layerguard/{PRINTER_ID}/state"
-    probe.wait_for_blocking(state_topic, _state_is("print_state", "idle"), timeout_s=WAIT_S)
+    probe.wait_for_blocking(state_topic, state_is("print_state", "idle"), timeout_s=WAIT_S)
     time.sleep(SETTLE_S)  # start-up's tail (discovery, first reports) is not idling
     idle = procstat.watch(agent.pid, phases.idle_s)
 
@@ -104,7 +102,7 @@ def _phases(
         samples.append((time.monotonic(), procstat.sample(agent.pid)))
 
     probe.publish(f"layerguard/{PRINTER_ID}/command/monitoring", "OFF")
-    probe.wait_for_blocking(state_topic, _state_is("monitoring", False), timeout_s=WAIT_S)
+    probe.wait_for_blocking(state_topic, state_is("monitoring", False), timeout_s=WAIT_S)
     unmonitored = procstat.watch(agent.pid, phases.unmonitored_s)
     background_s_per_s = unmonitored.cpu_percent / 100
 
@@ -146,7 +144,3 @@ def _next_process_call(service: ArrivalStampedStandIn, seen: int) -> int:
         count = sum(1 for call in calls if call.endpoint == "process")
         if count > seen:
             return count
-
-
-def _state_is(key: str, value: object) -> Callable[[bytes], bool]:
-    return lambda payload: json.loads(payload)[key] == value

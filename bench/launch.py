@@ -3,6 +3,7 @@ simulated world, for the figures that need the agent in a process of its own."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -26,6 +28,11 @@ def layerguard_command() -> list[str]:
     """The `layerguard` console script of this interpreter's environment, as a user runs it."""
     script = Path(sys.executable).with_name("layerguard")
     return [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
+
+
+def state_is(key: str, value: object) -> Callable[[bytes], bool]:
+    """A predicate on a `<p>/state` payload, for MqttProbe.wait_for_blocking."""
+    return lambda payload: bool(json.loads(payload)[key] == value)
 
 
 def write_camera_frames(directory: Path, count: int = 4) -> Path:
@@ -118,15 +125,19 @@ class AgentProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def stop(self) -> int:
-        """SIGTERM, as systemd stops it; returns the exit status."""
+    def terminate(self) -> None:
+        """SIGTERM, as systemd stops it, without waiting (to stop many at once)."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+
+    def stop(self) -> int:
+        """SIGTERM and wait; returns the exit status."""
+        self.terminate()
+        try:
+            self.process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         return self.process.returncode
 
     def log_tail(self, lines: int = 15) -> str:

@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from bench.launch import API_KEY, AgentProcess, NotifySocket, layerguard_command, write_camera_frames
+from bench.launch import (
+    API_KEY,
+    AgentProcess,
+    NotifySocket,
+    layerguard_command,
+    state_is,
+    write_camera_frames,
+)
 from bench.report import Row, Skipped
 from sim.broker import MosquittoBroker
 from sim.gadget_service import GadgetStandIn
@@ -76,14 +82,10 @@ def _states_seen(agent: AgentProcess, probe: MqttProbe) -> tuple[float, float]:
     topic = f"layerguard/{agent.printer_id}/state"
     try:
         first = probe.wait_for_blocking(topic, timeout_s=START_TIMEOUT_S)
-        idle = probe.wait_for_blocking(topic, _is_idle, timeout_s=START_TIMEOUT_S)
+        idle = probe.wait_for_blocking(topic, state_is("print_state", "idle"), timeout_s=START_TIMEOUT_S)
     except TimeoutError as exc:
         raise RuntimeError(f"{exc}\nagent log:\n{agent.log_tail()}") from None
     return first.timestamp, idle.timestamp
-
-
-def _is_idle(payload: bytes) -> bool:
-    return bool(json.loads(payload)["print_state"] == "idle")
 
 
 def help_times(runs: int) -> list[float]:

@@ -1,0 +1,128 @@
+"""Figure 6, many agents: N `layerguard run` processes with distinct printer ids, each with its own
+virtual printer, against one Mosquitto and one detection stand-in, all on this machine.
+
+Processes rather than agents in one interpreter: on a farm each agent has a Pi of its own, and
+one interpreter would put all of them behind one GIL and one event loop, which is a bottleneck
+no farm has. Here the N processes share two cores, so the figures are an upper bound on what
+contention does to the schedule. Prints start spread over one interval, as on a farm where they
+start whenever someone presses the button; a window is missed when a Process call comes a whole
+interval or more later than the service allowed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench import procstat
+from bench.launch import API_KEY, AgentProcess, write_camera_frames
+from bench.report import Goal, Row
+from bench.slack import ArrivalStampedStandIn
+from sim.broker import MosquittoBroker
+from sim.mqtt_probe import MqttProbe
+from sim.virtual_printer import VirtualPrinter, default_gcode
+
+FILE = "fleet.gcode"
+INTERVAL_S = 5
+NONE_MISSED = Goal("none", lambda median, low, high: high == 0)
+
+
+def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerguard-bench-")))
+        service = stack.enter_context(ArrivalStampedStandIn(api_key=API_KEY, interval=INTERVAL_S))
+        probe = MqttProbe(broker.host, broker.port)
+        stack.callback(probe.close)
+        probe.subscribe("#")
+        frames = write_camera_frames(tmp / "frames")
+        printers = [
+            stack.enter_context(
+                VirtualPrinter(files={FILE: default_gcode()}, print_duration_s=3600, heat_duration_s=0.5)
+            )
+            for _ in range(agents)
+        ]
+        processes = []
+        for index, printer in enumerate(printers):
+            agent = AgentProcess(
+                tmp / f"agent{index}",
+                printer_id=f"fleet-{index}",
+                printer_port=printer.port,
+                frames=frames,
+                api_url=service.base_url,
+                broker=broker,
+            )
+            stack.callback(agent.stop)
+            processes.append(agent)
+        stack.callback(lambda: [agent.terminate() for agent in processes])  # all at once, then wait
+        for agent in processes:
+            _wait_idle(agent, probe, timeout_s=15 + agents)
+        for printer in printers:
+            printer.panel_start(FILE)
+            time.sleep(INTERVAL_S / agents)  # pacing the starts, not waiting for anything
+        _wait_first_calls(service, agents, timeout_s=30 + agents)
+
+        probe.clear()
+        before = [procstat.sample(agent.pid) for agent in processes]
+        started = time.monotonic()
+        time.sleep(window_s)  # the measuring window
+        elapsed = time.monotonic() - started
+        after = [procstat.sample(agent.pid) for agent in processes]
+        messages = probe.messages()
+        slack = [s for per_context in service.slack_by_context().values() for s in per_context]
+    per_second = Counter(int(m.timestamp - started) for m in messages if m.timestamp - started < int(elapsed))
+    rates = [float(per_second.get(second, 0)) for second in range(int(elapsed))]
+    kib_s = sum(len(m.payload) for m in messages) / elapsed / 1024
+    missed = sum(1 for s in slack if s >= INTERVAL_S)
+    cpu = [procstat.cpu_percent(b, a, elapsed) for b, a in zip(before, after, strict=True)]
+    return [
+        Row(
+            f"{agents} agents: broker messages/s",
+            "msg/s",
+            rates,
+            note=f"per second of a {window_s:g} s window: mean {len(messages) / elapsed:.1f} msg/s, "
+            f"{kib_s:.0f} KiB/s (snapshots are most of it)",
+            digits=0,
+        ),
+        Row(
+            f"{agents} agents: schedule slack",
+            "ms",
+            [1000 * s for s in slack],
+            note=f"all agents, {INTERVAL_S} s interval",
+            digits=0,
+        ),
+        Row(
+            f"{agents} agents: missed inspection windows",
+            "",
+            [float(missed)],
+            NONE_MISSED,
+            f"of {len(slack)} gaps between Process calls",
+            digits=0,
+        ),
+        Row(f"{agents} agents: CPU per agent", "% core", cpu, note=f"{INTERVAL_S} s interval", digits=2),
+    ]
+
+
+def _wait_idle(agent: AgentProcess, probe: MqttProbe, timeout_s: float) -> None:
+    try:
+        probe.wait_for_blocking(
+            f"layerguard/{agent.printer_id}/state",
+            lambda p: b'"print_state": "idle"' in p,
+            timeout_s=timeout_s,
+        )
+    except TimeoutError as exc:
+        raise RuntimeError(f"{exc}\nagent log:\n{agent.log_tail()}") from None
+
+
+def _wait_first_calls(service: ArrivalStampedStandIn, agents: int, timeout_s: float) -> None:
+    """Until every agent's context has made its first Process call."""
+    deadline = time.monotonic() + timeout_s
+    while sum(1 for arrived in service.arrivals.values() if arrived) < agents:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(
+                f"only {len(service.arrivals)} of {agents} agents inspected within {timeout_s} s"
+            )
+        service.wait_for_calls(len(service.calls) + 1, timeout=remaining)
