@@ -50,7 +50,9 @@ class Agent:
         self.printer = make_printer(self._on_printer_event)
         self.publisher = publisher
         self.tracker = PrintTracker()
-        self.state = AgentState()
+        self.state = AgentState(
+            api_calls_month=detector.usage.calls, api_calls_budget=detector.usage.budget or None
+        )
         self.heartbeat = Heartbeat()  # read by agent.health.supervise for the watchdog
         self.guard = Guard(settings.detection.action, settings.detection.resume_grace_s)
         self._session: InspectionSession | None = None
@@ -125,6 +127,8 @@ class Agent:
         else:
             log.info("Print %s", "finished" if transition is Transition.FINISHED else "cancelled")
             self._stop_session()
+        if transition in (Transition.FINISHED, Transition.CANCELLED, Transition.ERROR):
+            self.detector.end_context()
         if transition is not Transition.PAUSED:
             self.state.paused_by = None
         self._emit(transition.value, **extra)
@@ -137,7 +141,9 @@ class Agent:
         self.state.clear_inspection()
         self.state.detection = "starting"
         self.heartbeat.begin()
-        self._session = InspectionSession(self.camera, self.detector, self._on_verdict, self._on_failure)
+        self._session = InspectionSession(
+            self.camera, self.detector, self.tracker.file, self._on_verdict, self._on_failure
+        )
         self._session_task = asyncio.create_task(self._session.run(), name="inspection-session")
 
     def _stop_session(self) -> None:
@@ -166,13 +172,15 @@ class Agent:
         s.last_inspection, s.next_inspection = iso_now(), to_iso(next_at)
         self.heartbeat.scheduled(next_at)
         s.detection = s.camera = "ok"
+        s.api_calls_month = self.detector.usage.calls
         log.info(
-            "Inspection: score %d/100, quality %d/10%s%s; next in %.0f s",
+            "Inspection: score %d/100, quality %d/10%s%s; next in %.0f s (call %d this month)",
             verdict.score,
             verdict.print_quality,
             ", WARNING suggested" if verdict.warning else "",
             ", PAUSE suggested" if verdict.pause else "",
             verdict.next_interval_s,
+            s.api_calls_month,
         )
         if self.publisher:
             self.publisher.publish_snapshot(jpeg)
@@ -190,9 +198,10 @@ class Agent:
         if decision.pause:
             await self._pause(by="agent", score=verdict.score)
 
-    def _on_failure(self, exc: DetectionError | CameraError, next_at: float) -> None:
+    def _on_failure(self, exc: DetectionError | CameraError, next_at: float | None) -> None:
         self.state.next_inspection = to_iso(next_at)
-        if isinstance(exc, DetectionError) and exc.stopped:
+        self.state.api_calls_month = self.detector.usage.calls
+        if next_at is None or (isinstance(exc, DetectionError) and exc.stopped):
             self.heartbeat.finished()
         else:
             self.heartbeat.scheduled(next_at)

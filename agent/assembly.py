@@ -5,16 +5,23 @@ from __future__ import annotations
 from agent.app import Agent
 from agent.detection.client import GadgetClient
 from agent.detection.timing import DetectionTiming
+from agent.detection.usage import UsageMeter
 from agent.mqtt.bridge import MqttBridge
 from agent.settings import Settings
+from agent.store import JsonRecord
 from hardware.camera.factory import open_camera
 from hardware.printer.base import EventSink
 from hardware.printer.link import SerialPrinter
+
+# In agent.state_dir: this month's Gadget calls, and the current print's context.
+USAGE_FILE = "gadget-usage.json"
+CONTEXT_FILE = "gadget-context.json"
 
 
 def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Agent:
     """The same assembly serves `layerguard run` and the demo; only the world around it differs."""
     detection = settings.detection
+    state_dir = settings.agent.state_dir
     detector = GadgetClient(
         detection.api_url,
         detection.api_key.get_secret_value(),
@@ -22,6 +29,12 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
         pause_confidence=detection.pause_confidence,
         min_interval_s=detection.min_interval_s,
         timing=timing or DetectionTiming(),
+        usage=UsageMeter(
+            JsonRecord(state_dir / USAGE_FILE),
+            budget=detection.monthly_budget,
+            spread_hours_per_day=detection.budget_spread_hours_per_day,
+        ),
+        context_record=JsonRecord(state_dir / CONTEXT_FILE),
     )
 
     def make_printer(sink: EventSink) -> SerialPrinter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -14,7 +15,8 @@ from hardware.camera.base import Camera, CameraError
 log = logging.getLogger(__name__)
 
 VerdictHandler = Callable[[Verdict, bytes, float], Awaitable[None]]
-FailureHandler = Callable[[DetectionError | CameraError, float], None]
+# The failure and when the next attempt is due (wall time), or None when none is planned.
+FailureHandler = Callable[[DetectionError | CameraError, float | None], None]
 
 
 class InspectionSession:
@@ -23,18 +25,21 @@ class InspectionSession:
     The session only inspects while `active` (printing, monitoring on, not heating); the agent
     flips that as the print moves. The next Process call never starts before the interval the
     service gave, counted from the start of the previous call, however the session is toggled.
+    Each attempt captures a fresh frame, so an image the service could not decode is never resent.
     """
 
     def __init__(
         self,
         camera: Camera,
         detector: Detector,
+        print_file: str | None,
         on_verdict: VerdictHandler,
         on_failure: FailureHandler,
         camera_retry_s: float = 5.0,
     ) -> None:
         self.camera = camera
         self.detector = detector
+        self.print_file = print_file
         self.on_verdict = on_verdict
         self.on_failure = on_failure
         self.camera_retry_s = camera_retry_s
@@ -55,11 +60,18 @@ class InspectionSession:
     def wall_time(self, loop_time: float) -> float:
         return time.time() + (loop_time - self._loop.time())
 
+    def _due(self, loop_time: float) -> float | None:
+        """The wall time of a planned attempt; None for an infinite wait (nothing is planned)."""
+        return self.wall_time(loop_time) if math.isfinite(loop_time) else None
+
     async def run(self) -> None:
-        """Inspect until cancelled, or until the service says inspecting must stop."""
-        if not await self._start_context():
+        """Inspect until cancelled, or until an error says only a person can help (a bad key).
+
+        A stop for the month (allowance, budget) waits for the next month and goes on."""
+        wait_s = await self._open_context()
+        if wait_s is None:
             return
-        next_at = self._loop.time()
+        next_at = self._loop.time() + wait_s
         while True:
             await self._active.wait()
             await asyncio.sleep(max(0.0, next_at - self._loop.time()))
@@ -78,22 +90,22 @@ class InspectionSession:
                 verdict = await self.detector.process(jpeg)
             except DetectionError as exc:
                 next_at = started + exc.retry_after_s
-                self.on_failure(exc, self.wall_time(next_at))
-                if exc.stopped:
+                self.on_failure(exc, self._due(next_at))
+                if not math.isfinite(next_at):
                     return
                 continue
             self.inspections += 1
             next_at = started + verdict.next_interval_s
             await self.on_verdict(verdict, jpeg, self.wall_time(next_at))
 
-    async def _start_context(self) -> bool:
+    async def _open_context(self) -> float | None:
+        """The wait before the first Process call, or None when the service refused for good."""
         while True:
             try:
-                await self.detector.start_context()
-                return True
+                return await self.detector.open_context(self.print_file)
             except DetectionError as exc:
                 retry_at = self._loop.time() + exc.retry_after_s
-                self.on_failure(exc, self.wall_time(retry_at))
-                if exc.stopped:
-                    return False
+                self.on_failure(exc, self._due(retry_at))
+                if not math.isfinite(retry_at):
+                    return None
                 await asyncio.sleep(exc.retry_after_s)

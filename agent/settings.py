@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -86,6 +86,11 @@ class DetectionSection(_Section):
     action: Literal["pause", "warn"] = "pause"
     # After a resume the user has looked at the print; do not pause it again at once.
     resume_grace_s: float = Field(120.0, ge=0, le=86400)
+    # Process calls allowed per calendar month (UTC); 0 = no cap.
+    monthly_budget: int = Field(0, ge=0)
+    # Spread the budget's remaining calls over the month, assuming this many printing hours a day;
+    # 0 = inspect at the service's pace until the budget is used up.
+    budget_spread_hours_per_day: float = Field(0.0, ge=0, le=24)
 
     @field_validator("api_url")
     @classmethod
@@ -93,6 +98,13 @@ class DetectionSection(_Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("budget_spread_hours_per_day")
+    @classmethod
+    def _needs_a_budget(cls, value: float, info: ValidationInfo) -> float:
+        if value and not info.data.get("monthly_budget"):
+            raise ValueError("spreads detection.monthly_budget, which is 0 (no cap): set a budget too")
+        return value
 
 
 class MqttSection(_Section):

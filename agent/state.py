@@ -35,6 +35,8 @@ class AgentState:
     detection: str = "idle"  # idle, starting, ok, retrying: <why>, stopped: <why>
     camera: str = "idle"  # idle, ok, error: <why>
     paused_by: str | None = None  # agent, user, printer: who paused the current print
+    api_calls_month: int = 0  # Gadget Process calls this calendar month (UTC)
+    api_calls_budget: int | None = None  # detection.monthly_budget, None when uncapped
 
     def as_payload(self) -> dict[str, Any]:
         return asdict(self)

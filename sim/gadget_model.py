@@ -30,7 +30,7 @@ class ContextModel:
     frames: int = 0
     bad_streak: int = 0
 
-    def observe(self, score: int, interval: int | dict[str, int]) -> dict[str, Any]:
+    def observe(self, score: int, interval: int | dict[str, int] | None) -> dict[str, Any]:
         """Fold one frame's score into the history and return the Process answer for it."""
         self.frames += 1
         self.bad_streak = self.bad_streak + 1 if score >= BAD_FRAME_SCORE else 0
@@ -41,8 +41,9 @@ class ContextModel:
             "PrintQuality": 10 - round(score * 9 / 100),
             "WarningSuggested": warning,
             "PauseSuggested": pause,
-            "NextProcessIntervalSec": interval,
         }
+        if interval is not None:
+            answer["NextProcessIntervalSec"] = interval
         if isinstance(interval, dict):  # the newest docs pair the object form with this flag
             answer["FasterInspectionSuggested"] = warning and not pause
         return answer

@@ -8,6 +8,7 @@ request for assertions, and injects faults on demand. Tests wait on `wait_for_ca
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -67,6 +68,7 @@ class Reply:
     error_type: str | None = None  # for the call record
     disconnect: bool = False  # close the connection without answering
     stall_s: float = 0.0  # wait this long (or until stop()) before answering or dropping
+    serve: bool = False  # answer the request as usual (after stall_s): a slow, not a failed, reply
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
@@ -95,6 +97,16 @@ class Reply:
         return cls(status, body, (("Content-Type", content_type),))
 
     @classmethod
+    def malformed_json(cls) -> Reply:
+        """A 200 whose JSON is cut off mid-object."""
+        return cls.raw(200, b'{"Score": 3, "PrintQual', "application/json")
+
+    @classmethod
+    def slow(cls, seconds: float) -> Reply:
+        """The usual answer, `seconds` late."""
+        return cls(stall_s=seconds, serve=True)
+
+    @classmethod
     def drop(cls) -> Reply:
         return cls(status=0, disconnect=True)
 
@@ -119,13 +131,14 @@ class UploadedFile:
     filename: str | None
     content_type: str
     size: int
+    sha256: str
 
 
 @dataclass(frozen=True, slots=True)
 class Call:
     """One request as the stand-in saw it; `status` is None when the connection was dropped."""
 
-    at: float  # time.monotonic()
+    at: float  # time.monotonic() when the request arrived
     method: str
     path: str  # with the query string
     endpoint: Endpoint | None
@@ -136,6 +149,7 @@ class Call:
     context_id: str | None = None
     files: tuple[UploadedFile, ...] = ()  # the file parts of a served (not faulted) Process call
     answer: Mapping[str, Any] | None = None  # the JSON body of a 200 answer
+    reply_headers: tuple[tuple[str, str], ...] = ()  # e.g. a 429's Retry-After
 
 
 @dataclass(slots=True)
@@ -147,6 +161,7 @@ class _Fault:
 
 @dataclass(slots=True)
 class _Request:
+    received_at: float
     method: str
     path: str
     endpoint: Endpoint | None
@@ -163,18 +178,24 @@ class _Request:
 class GadgetStandIn:
     """The Gadget service on 127.0.0.1 and a free port; use as a context manager or start()/stop().
 
-    `interval` is the NextProcessIntervalSec to return: seconds, or {"Minimum", "Recommended"}.
-    `fail_primary` is the Reply every Process call to the primary region gets (e.g. `Reply.raw(503)`
-    or `Reply.drop()`); `inject` queues one-shot faults. `api_key`, `interval` and `fail_primary` may
-    be changed while running.
+    `interval` is the NextProcessIntervalSec to return: seconds, {"Minimum", "Recommended"}, or
+    None to leave it out. `fail_primary` / `fail_fallback` is the Reply every Process call to that
+    region gets (e.g. `Reply.raw(503)` or `Reply.drop()`: a dead region); `inject` queues one-shot
+    faults; `forget_contexts` makes every existing context unknown. `api_key`, `interval`,
+    `fail_primary` and `fail_fallback` may be changed while running.
     """
 
     def __init__(
-        self, api_key: str = "sim-key", interval: Interval = 2, fail_primary: Reply | None = None
+        self,
+        api_key: str = "sim-key",
+        interval: Interval | None = 2,
+        fail_primary: Reply | None = None,
+        fail_fallback: Reply | None = None,
     ) -> None:
         self.api_key = api_key
         self.interval = interval
         self.fail_primary = fail_primary
+        self.fail_fallback = fail_fallback
         self._cond = threading.Condition()
         self._calls: list[Call] = []
         self._contexts: dict[str, ContextModel] = {}
@@ -230,6 +251,11 @@ class GadgetStandIn:
         with self._cond:
             self._faults.extend(_Fault(Reply.of(fault), endpoint, region) for _ in range(times))
 
+    def forget_contexts(self) -> None:
+        """Like a context past its 14 days: Process calls to any existing context fail."""
+        with self._cond:
+            self._contexts.clear()
+
     @property
     def calls(self) -> list[Call]:
         with self._cond:
@@ -254,11 +280,14 @@ class GadgetStandIn:
 
     def _serve(self, request: _Request) -> Reply:
         """Decide the reply and record the call; runs on a handler thread."""
-        reply = self._take_fault(request) or self._answer(request)
+        reply = self._take_fault(request)
+        if reply is None or reply.serve:
+            answer = self._answer(request)
+            reply = replace(answer, stall_s=reply.stall_s) if reply else answer
         with self._cond:
             self._calls.append(
                 Call(
-                    at=time.monotonic(),
+                    at=request.received_at,
                     method=request.method,
                     path=request.path,
                     endpoint=request.endpoint,
@@ -269,6 +298,7 @@ class GadgetStandIn:
                     context_id=request.context_id,
                     files=request.files,
                     answer=request.answer if reply.status == 200 else None,
+                    reply_headers=reply.headers,
                 )
             )
             self._cond.notify_all()
@@ -279,9 +309,7 @@ class GadgetStandIn:
             for index, fault in enumerate(self._faults):
                 if fault.endpoint == request.endpoint and fault.region in (None, request.region):
                     return self._faults.pop(index).reply
-        if request.region == "primary":
-            return self.fail_primary
-        return None
+        return {"primary": self.fail_primary, "fallback": self.fail_fallback}.get(request.region or "")
 
     def _answer(self, request: _Request) -> Reply:
         if request.oversize:
@@ -327,7 +355,10 @@ class GadgetStandIn:
         except ValueError as exc:
             return Reply.api_error("OE_BAD_ARGS", str(exc))
         files = [part for part in parts if part.filename is not None]
-        request.files = tuple(UploadedFile(f.name, f.filename, f.content_type, len(f.data)) for f in files)
+        request.files = tuple(
+            UploadedFile(f.name, f.filename, f.content_type, len(f.data), hashlib.sha256(f.data).hexdigest())
+            for f in files
+        )
         if len(files) != 1:
             return Reply.api_error("OE_BAD_ARGS", f"expected exactly one file part, got {len(files)}")
         if len(files[0].data) > MAX_IMAGE_BYTES:
@@ -378,6 +409,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _request(self) -> _Request:
         """Read the request; a body too large to accept is left unread and the connection closed."""
+        received_at = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         oversize = length > MAX_BODY_BYTES
         if oversize:
@@ -393,6 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
             if head in REGIONS and "/" + rest == PROCESS_PATH:
                 endpoint, region = "process", head
         return _Request(
+            received_at=received_at,
             method=self.command,
             path=self.path,
             endpoint=endpoint,

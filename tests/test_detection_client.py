@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
 import pytest
 
 from agent import __version__
-from agent.detection.client import MAX_IMAGE_BYTES, STOPPING_ERRORS, GadgetClient
+from agent.detection.client import KEY_ERRORS, MAX_IMAGE_BYTES, GadgetClient
 from agent.detection.timing import DetectionTiming
 from agent.detection.verdict import DetectionError
 from sim.frames import render_frame
@@ -22,6 +23,7 @@ FAST = DetectionTiming(
     interval_floor_s=0.5,
     interval_ceiling_s=120.0,
     default_retry_s=0.75,
+    backoff_ceiling_s=3.0,
 )
 CLEAN = render_frame(0.5, None)
 SPAGHETTI = [render_frame(0.45 + i * 0.02, 0.3, seed=i) for i in range(8)]
@@ -84,7 +86,8 @@ async def test_create_context_answer_missing_a_field_is_an_error(
     error = await fails(client.start_context())
     assert error.error_type == "BAD_RESPONSE" and missing in error.message
     assert not error.stopped
-    assert (await fails(client.process(CLEAN))).error_type == "NO_CONTEXT"
+    await client.process(CLEAN)  # the next attempt creates the context first
+    assert [call.endpoint for call in service.calls] == ["createcontext", "createcontext", "process"]
 
 
 async def test_wrong_key_stops_at_create_context(service: GadgetStandIn) -> None:
@@ -142,19 +145,30 @@ async def test_both_interval_shapes(
 
 
 @pytest.mark.parametrize(
-    ("interval", "expected"), [(0, FAST.interval_floor_s), (99999, FAST.interval_ceiling_s)]
+    ("interval", "expected", "logged"),
+    [
+        (0, FAST.interval_floor_s, "outside"),
+        (-5, FAST.interval_floor_s, "outside"),
+        (99999, FAST.interval_ceiling_s, "outside"),  # about a day
+        ({"Minimum": 1, "Recommended": 86400 * 3}, FAST.interval_ceiling_s, "outside"),
+        (None, FAST.default_retry_s, "no usable NextProcessIntervalSec"),
+        ({"Minimum": 1}, FAST.default_retry_s, "no usable NextProcessIntervalSec"),
+    ],
 )
-async def test_out_of_range_interval_is_clamped_and_logged(
+async def test_missing_or_absurd_interval_is_clamped_and_logged(
     service: GadgetStandIn,
     started: GadgetClient,
     caplog: pytest.LogCaptureFixture,
-    interval: int,
+    interval: Interval | None,
     expected: float,
+    logged: str,
 ) -> None:
     service.interval = interval
     with caplog.at_level(logging.INFO, logger="agent.detection.client"):
-        assert (await started.process(CLEAN)).next_interval_s == expected
-    assert any("outside" in record.getMessage() for record in caplog.records)
+        verdict = await started.process(CLEAN)
+        await started.process(CLEAN)
+    assert verdict.next_interval_s == expected
+    assert len([r for r in caplog.records if logged in r.getMessage()]) == 1  # not on every inspection
 
 
 @pytest.mark.parametrize(("minimum", "expected"), [(10.0, 10.0), (1.0, 2.0)])
@@ -178,16 +192,33 @@ async def test_spaghetti_frames_warn_first_then_pause(started: GadgetClient) -> 
     assert 0 < first_warning < first_pause
 
 
-async def test_oversized_image_is_refused_without_a_call(
+def padded_jpeg(frame: bytes, size: int) -> bytes:
+    """`frame` grown past `size` bytes with JPEG comment segments: big, yet quick to re-encode."""
+    comment = b"\xff\xfe" + (65535).to_bytes(2, "big") + b"x" * 65533
+    return frame[:2] + comment * (size // len(comment) + 1) + frame[2:]
+
+
+async def test_oversized_image_is_re_encoded_below_the_limit(
+    service: GadgetStandIn, started: GadgetClient
+) -> None:
+    big = padded_jpeg(CLEAN, MAX_IMAGE_BYTES)
+    assert len(big) > MAX_IMAGE_BYTES
+    await started.process(big)
+    [upload] = service.calls[-1].files
+    assert upload.size <= MAX_IMAGE_BYTES
+
+
+async def test_an_image_that_cannot_be_fitted_is_refused_without_a_call(
     service: GadgetStandIn, started: GadgetClient
 ) -> None:
     error = await fails(started.process(b"\xff" * (MAX_IMAGE_BYTES + 1)))
-    assert error.error_type == "IMAGE_TOO_LARGE"
+    assert error.error_type == "IMAGE_TOO_LARGE" and not error.stopped
     assert len(service.calls) == 1  # only Create Context
 
 
-async def test_process_without_a_context_is_an_error(client: GadgetClient) -> None:
-    assert (await fails(client.process(CLEAN))).error_type == "NO_CONTEXT"
+async def test_process_without_a_context_creates_one(service: GadgetStandIn, client: GadgetClient) -> None:
+    await client.process(CLEAN)
+    assert [call.endpoint for call in service.calls] == ["createcontext", "process"]
 
 
 # -- Routing
@@ -247,13 +278,14 @@ async def test_json_api_error_does_not_switch(
 # -- Errors and retry delays
 
 
-@pytest.mark.parametrize("error_type", sorted(STOPPING_ERRORS))
+@pytest.mark.parametrize("error_type", sorted(KEY_ERRORS))
 async def test_key_and_account_errors_stop_without_hammering(
     service: GadgetStandIn, started: GadgetClient, error_type: str
 ) -> None:
     service.inject(error_type)
     error = await fails(started.process(CLEAN))
     assert error.error_type == error_type and error.stopped
+    assert error.retry_after_s == math.inf  # nothing retries by itself
     again = await fails(started.process(CLEAN))
     assert again.error_type == error_type and again.stopped
     assert len(service.calls) == 2  # the repeat never reached the service
@@ -263,15 +295,29 @@ async def test_key_and_account_errors_stop_without_hammering(
     await started.process(CLEAN)
 
 
-async def test_retry_waits_first_success_delay_then_the_service_interval(
+async def retry_delays(client: GadgetClient, count: int) -> list[float]:
+    return [(await fails(client.process(CLEAN))).retry_after_s for _ in range(count)]
+
+
+async def test_retry_waits_first_success_delay_then_the_service_interval_backing_off(
     service: GadgetStandIn, started: GadgetClient
 ) -> None:
-    service.inject("OE_INTERNAL_ERROR", times=2)
-    assert (await fails(started.process(CLEAN))).retry_after_s == FAST.first_success_retry_s
-    assert (await fails(started.process(CLEAN))).retry_after_s == FAST.first_success_retry_s
+    first = FAST.first_success_retry_s
+    service.inject("OE_INTERNAL_ERROR", times=3)
+    assert await retry_delays(started, 3) == [first, 2 * first, 4 * first]
     await started.process(CLEAN)
+    service.inject("OE_BACKEND_THROTTLED", times=3)
+    # The service's 2 s, doubled per failure in a row, up to the ceiling.
+    assert await retry_delays(started, 3) == [2.0, FAST.backoff_ceiling_s, FAST.backoff_ceiling_s]
+    await started.process(CLEAN)  # a success ends the streak
     service.inject("OE_INTERNAL_ERROR")
-    assert (await fails(started.process(CLEAN))).retry_after_s == 2.0
+    assert await retry_delays(started, 1) == [2.0]
+
+
+async def test_failed_create_context_backs_off(service: GadgetStandIn, client: GadgetClient) -> None:
+    service.inject(503, endpoint="createcontext", times=2)
+    delays = [(await fails(client.start_context())).retry_after_s for _ in range(2)]
+    assert delays == [FAST.default_retry_s, 2 * FAST.default_retry_s]
 
 
 async def test_user_minimum_lengthens_retry_delays(service: GadgetStandIn) -> None:

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from agent.detection.usage import UsageMeter
 from agent.detection.verdict import Verdict
 
 
 class Detector(Protocol):
-    async def start_context(self) -> None:
-        """Begin a new print: the service forgets the previous print's history. Raises DetectionError."""
+    usage: UsageMeter  # this month's calls, for the published state
+
+    async def open_context(self, print_file: str | None) -> float:
+        """A print began or was found running: continue its kept context or create one. Returns the
+        seconds the first Process call must still wait. Raises DetectionError."""
 
     async def process(self, jpeg: bytes) -> Verdict:
         """Inspect one frame in the current context. Raises DetectionError."""
+
+    def end_context(self) -> None:
+        """The print is over: its context is not continued."""
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -3,39 +3,49 @@
 It fixes the official SDK's known weaknesses (see the Gadget reference): it switches to the fallback
 URL only for connection- or server-level failures, accepts both shapes of NextProcessIntervalSec,
 tells apart errors a retry can fix from errors that need a person (`DetectionError.stopped`),
+backs off when failures repeat, counts what it spends, keeps the print's context across restarts,
 sends a User-Agent, and never sleeps itself: the caller waits `next_interval_s` / `retry_after_s`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from agent import __version__
+from agent.detection.context import GadgetContext
 from agent.detection.timing import DEFAULT_TIMING, DetectionTiming
+from agent.detection.usage import FREE_USAGE_ERROR, UsageMeter
 from agent.detection.verdict import DetectionError, Verdict
+from agent.store import JsonRecord
+from hardware.camera.base import CameraError
+from hardware.camera.jpeg import fit_jpeg
 
 log = logging.getLogger(__name__)
 
 CREATE_CONTEXT_PATH = "/api/gadget/v1/createcontext"
 MAX_IMAGE_BYTES = 6 * 1024 * 1024
 USER_AGENT = f"LayerGuard/{__version__}"
-# No retry, new context or other URL fixes these: a person has to act (key, payment, network, month).
-STOPPING_ERRORS = frozenset(
+# No retry, new context or other URL fixes these: a person has to act (key, payment, network).
+KEY_ERRORS = frozenset(
     {
         "OE_INVALID_API_KEY",
         "OE_API_KEY_DISABLED",
         "OE_API_KEY_BLOCKED_PAYMENT_FAILED",
         "OE_API_KEY_IP_RESTRICTED",
-        "OE_FREE_USAGE_LIMIT_REACHED",
     }
 )
+# Errors that stop inspecting: the key errors until a restart or the next print, the free
+# allowance until the next calendar month.
+STOPPING_ERRORS = KEY_ERRORS | {FREE_USAGE_ERROR}
 # The service says our request was malformed: a bug in LayerGuard, worth a loud log line.
 REQUEST_BUG_ERRORS = frozenset({"OE_BAD_ARGS", "OE_ARGS_PARSE_FAILED"})
 
@@ -45,22 +55,12 @@ class _RoutingError(DetectionError):
     as opposed to a well-formed API error: only this kind moves a context to its fallback URL."""
 
 
-@dataclass(slots=True)
-class _Context:
-    context_id: str
-    primary_url: str
-    fallback_url: str
-    on_fallback: bool = False
-    # The service's last interval; None until the context's first successful Process.
-    interval_s: float | None = None
-
-    @property
-    def process_url(self) -> str:
-        return self.fallback_url if self.on_fallback else self.primary_url
-
-
 class GadgetClient:
-    """One Gadget context at a time (one per print), over a shared connection pool."""
+    """One Gadget context at a time (one per print), over a shared connection pool.
+
+    `usage` counts the calls (and may cap them); `context_record` keeps the current print's
+    context so that a restarted agent continues it. Both are optional, for `layerguard doctor`.
+    """
 
     def __init__(
         self,
@@ -71,7 +71,10 @@ class GadgetClient:
         pause_confidence: int = 3,
         min_interval_s: float = 0.0,
         timing: DetectionTiming = DEFAULT_TIMING,
+        usage: UsageMeter | None = None,
+        context_record: JsonRecord | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._create_url = api_url.rstrip("/") + CREATE_CONTEXT_PATH
         self._api_key = api_key
@@ -81,63 +84,134 @@ class GadgetClient:
         }
         self._min_interval_s = min_interval_s
         self._timing = timing
+        self.usage = usage or UsageMeter(clock=clock)
+        self._record = context_record
+        self._clock = clock
         self._http = httpx.AsyncClient(
             headers={"X-API-Key": api_key, "User-Agent": USER_AGENT},
             timeout=timing.request_timeout_s,
             transport=transport,
         )
-        self._context: _Context | None = None
-        # Set by an error that needs a person; repeated locally so the service is not hammered.
+        self._context: GadgetContext | None = None
+        self._print_file: str | None = None
+        # Set by a key error; repeated locally so the service is not hammered.
         self._stopped: DetectionError | None = None
-        self._last_clamped: float | None = None
+        self._failures = 0  # attempts in a row without an answer we could use
+        self._last_odd: tuple[float | None] | None = None  # the odd interval logged last
+
+    async def open_context(self, print_file: str | None) -> float:
+        """A print began, or was found running after a restart: continue the context kept for it,
+        else create one. Returns the seconds the first Process call must still wait."""
+        self._print_file = print_file
+        now = self._clock()
+        kept = GadgetContext.from_record(self._record.load()) if self._record else None
+        if kept is not None and kept.continues(print_file, now, self._timing.context_max_age_s):
+            self._context, self._stopped, self._failures = kept, None, 0
+            log.info("Gadget context %s continued for %s", self._redact(kept.context_id), print_file)
+            return max(0.0, kept.next_call_at - now)
+        await self.start_context()
+        return 0.0
 
     async def start_context(self) -> None:
         """Create a fresh context: new temporal history, primary URL again, the stop latch cleared."""
         self._context = None
         self._stopped = None
-        retry_s = self._delay(self._timing.default_retry_s)
-        body = await self._post(self._create_url, retry_s, json=self._confidence)
+        retry_s = self._backoff(self._timing.default_retry_s)
         try:
-            context = _Context(
+            body = await self._post(self._create_url, retry_s, json=self._confidence)
+            context = GadgetContext(
                 context_id=_text(body, "ContextId"),
                 primary_url=_url(body, "ProcessRequestUrl"),
                 fallback_url=_url(body, "FallbackProcessRequestUrl"),
+                file=self._print_file,
+                created_at=self._clock(),
             )
         except ValueError as exc:
+            self._failures += 1
             raise self._error("BAD_RESPONSE", f"Create Context: {exc}", retry_s) from None
-        self._context = context
+        except DetectionError:
+            self._failures += 1
+            raise
+        self._context, self._failures = context, 0
+        self._save(context)
         log.info("Gadget context %s created", self._redact(context.context_id))
 
+    def end_context(self) -> None:
+        """The print is over: forget its context, so that the next print gets a new one."""
+        self._context = self._print_file = None
+        if self._record:
+            self._record.delete()
+
     async def process(self, jpeg: bytes) -> Verdict:
-        """Send one frame to the context's current URL and turn the answer into a Verdict."""
+        """Send one frame to the context's current URL and turn the answer into a Verdict.
+
+        Creates the context first when there is none (the last attempt failed, or the service
+        forgot it)."""
         if self._stopped is not None:
             raise self._stopped
+        self.usage.check()
+        if self._context is None:
+            await self.start_context()
         context = self._context
-        if context is None:
-            raise self._error("NO_CONTEXT", "no context: start_context() has not succeeded", self._retry_s())
-        if len(jpeg) > MAX_IMAGE_BYTES:
-            message = f"snapshot is {len(jpeg)} bytes; the service accepts at most {MAX_IMAGE_BYTES}"
-            raise self._error("IMAGE_TOO_LARGE", message, self._retry_s())
+        assert context is not None  # start_context() raises otherwise
+        jpeg = await self._fit(jpeg)
+        retry_s = self._retry_s()
         region = "fallback" if context.on_fallback else "primary"
         log.debug("Gadget Process: %d bytes to the %s URL", len(jpeg), region)
         files = {"attachment": ("snapshot.jpg", jpeg, "image/jpeg")}
+        started = self._clock()
+        self.usage.count_call()
         try:
-            body = await self._post(context.process_url, self._retry_s(), files=files)
-            verdict = self._verdict(body)
-        except _RoutingError as exc:
-            if not context.on_fallback:
-                context.on_fallback = True
-                log.warning(
-                    "Gadget primary URL failed (%s); context %s uses the fallback URL from now on",
-                    exc.error_type,
-                    self._redact(context.context_id),
-                )
+            verdict = self._verdict(await self._post(context.process_url, retry_s, files=files))
+        except DetectionError as exc:
+            self._failures += 1
+            self._after_failure(context, exc)
+            context.next_call_at = started + exc.retry_after_s
+            self._save(context)
             raise
-        context.interval_s = verdict.next_interval_s
-        return replace(verdict, next_interval_s=self._delay(verdict.next_interval_s))
+        self._failures = 0
+        context.interval_s, context.confirmed = verdict.next_interval_s, True
+        verdict = replace(verdict, next_interval_s=self._delay(verdict.next_interval_s))
+        context.next_call_at = started + verdict.next_interval_s
+        self._save(context)
+        return verdict
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def _after_failure(self, context: GadgetContext, exc: DetectionError) -> None:
+        """Routing: a dead URL moves the context to its fallback; a forgotten context is dropped."""
+        if isinstance(exc, _RoutingError) and not context.on_fallback:
+            context.on_fallback = True
+            log.warning(
+                "Gadget primary URL failed (%s); context %s uses the fallback URL from now on",
+                exc.error_type,
+                self._redact(context.context_id),
+            )
+        elif exc.error_type in REQUEST_BUG_ERRORS and _unknown_context(context, exc):
+            log.warning(
+                "Gadget no longer knows context %s (%s); the next attempt creates a new one",
+                self._redact(context.context_id),
+                exc.message,
+            )
+            self._context = None
+        elif exc.error_type in REQUEST_BUG_ERRORS:
+            log.error("Gadget rejected LayerGuard's request as malformed (a bug): %s", exc)
+
+    async def _fit(self, jpeg: bytes) -> bytes:
+        """The frame within the service's 6 MiB limit, re-encoded smaller when it is over."""
+        if len(jpeg) <= MAX_IMAGE_BYTES:
+            return jpeg
+        try:
+            fitted = await asyncio.to_thread(fit_jpeg, jpeg, MAX_IMAGE_BYTES)
+        except CameraError as exc:
+            raise self._error("IMAGE_TOO_LARGE", str(exc), self._retry_s()) from None
+        log.info("Snapshot of %d bytes re-encoded to %d for the service's limit", len(jpeg), len(fitted))
+        return fitted
+
+    def _save(self, context: GadgetContext) -> None:
+        if self._record and context is self._context:
+            self._record.save(context.to_record())
 
     async def _post(self, url: str, retry_s: float, **request: Any) -> dict[str, Any]:
         """POST and return the JSON object of a 200 answer; every other outcome is a DetectionError."""
@@ -164,15 +238,14 @@ class GadgetClient:
         raise self._error(kind, f"HTTP {status} without the documented error body", retry_s, routing=True)
 
     def _api_error(self, status: int, error_type: str, details: str, retry_s: float) -> DetectionError:
-        stopped = error_type in STOPPING_ERRORS
-        if stopped:
-            retry_s = max(retry_s, self._delay(self._timing.default_retry_s))
-        error = self._error(error_type, f"HTTP {status}: {details}", retry_s, stopped=stopped)
-        if error_type in REQUEST_BUG_ERRORS:
-            log.error("Gadget rejected LayerGuard's request as malformed (a bug): %s", error)
-        if stopped:
-            self._stopped = error
-        return error
+        message = f"HTTP {status}: {details}"
+        if error_type == FREE_USAGE_ERROR:
+            self.usage.note_allowance_used()
+            return self.usage.month_stop(error_type, self._redact(message))
+        if error_type in KEY_ERRORS:
+            self._stopped = self._error(error_type, message, math.inf, stopped=True)
+            return self._stopped
+        return self._error(error_type, message, retry_s)
 
     def _verdict(self, body: dict[str, Any]) -> Verdict:
         """The Process answer as a Verdict whose interval is the service's, clamped (no user minimum)."""
@@ -184,32 +257,44 @@ class GadgetClient:
                 quality = 10 - round(score * 9 / 100)
             warning = _flag(body.get("WarningSuggested"), "WarningSuggested")
             pause = _flag(body.get("PauseSuggested"), "PauseSuggested")
-            interval_s = self._clamp_interval(_service_interval(body.get("NextProcessIntervalSec")))
         except ValueError as exc:
             raise self._error("BAD_RESPONSE", f"Process: {exc}", self._retry_s(), routing=True) from None
+        interval_s = self._clamp_interval(_service_interval(body.get("NextProcessIntervalSec")))
         if body.get("FasterInspectionSuggested") is True:
             # Informational: we always follow Recommended, which is what this flag asks for.
             log.debug("Gadget suggests faster inspection")
         return Verdict(score, quality, warning, pause, interval_s)
 
-    def _clamp_interval(self, interval_s: float) -> float:
+    def _clamp_interval(self, interval_s: float | None) -> float:
+        """The service's interval within sane bounds; a missing one is the default retry delay."""
         low, high = self._timing.interval_floor_s, self._timing.interval_ceiling_s
-        clamped = min(max(interval_s, low), high)
-        if clamped != interval_s and interval_s != self._last_clamped:
-            self._last_clamped = interval_s  # once per odd value, not on every inspection
-            log.info("Gadget interval %g s is outside %g..%g s; using %g s", interval_s, low, high, clamped)
+        wanted = self._timing.default_retry_s if interval_s is None else interval_s
+        clamped = min(max(wanted, low), high)
+        odd = interval_s is None or clamped != interval_s
+        if odd and self._last_odd != (interval_s,):  # once per odd value, not on every inspection
+            self._last_odd = (interval_s,)
+            if interval_s is None:
+                what = "no usable NextProcessIntervalSec"
+            else:
+                what = f"interval {interval_s:g} s is outside {low:g}..{high:g} s"
+            log.info("Gadget answer has %s; using %g s", what, clamped)
         return clamped
 
     def _retry_s(self) -> float:
-        """When to try Process again after a failure: 20 s (scaled) until the context's first
-        success, the service's last interval after it; never sooner than the user's minimum."""
+        """When to try Process again if this attempt fails: 20 s (scaled) until the context's first
+        success, the service's last interval after it, doubled for each failure in a row."""
         context = self._context
         if context is None or context.interval_s is None:
-            return self._delay(self._timing.first_success_retry_s)
-        return self._delay(context.interval_s)
+            return self._backoff(self._timing.first_success_retry_s)
+        return self._backoff(context.interval_s)
+
+    def _backoff(self, base_s: float) -> float:
+        wait = min(base_s * 2 ** min(self._failures, 20), self._timing.backoff_ceiling_s)
+        return self._delay(max(base_s, wait))
 
     def _delay(self, seconds: float) -> float:
-        return max(seconds, self._min_interval_s)
+        """Never sooner than the user's minimum, nor than the budget's spread allows."""
+        return max(seconds, self._min_interval_s, self.usage.spread_interval_s())
 
     def _error(
         self, error_type: str, message: str, retry_s: float, *, stopped: bool = False, routing: bool = False
@@ -220,6 +305,12 @@ class GadgetClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
+
+
+def _unknown_context(context: GadgetContext, error: DetectionError) -> bool:
+    """Whether a request error means the service forgot the context: it says so, or the context
+    was continued from before a restart and has not worked since."""
+    return not context.confirmed or "context" in error.message.lower()
 
 
 def _retry_after_s(response: httpx.Response) -> float:
@@ -237,15 +328,18 @@ def _retry_after_s(response: httpx.Response) -> float:
         return 0.0
 
 
-def _service_interval(value: Any) -> float:
+def _service_interval(value: Any) -> float | None:
     """NextProcessIntervalSec in either documented shape: seconds, or {"Minimum", "Recommended"}
-    (follow Recommended, never sooner than Minimum)."""
-    if isinstance(value, dict):
-        recommended = _number(value.get("Recommended"), "NextProcessIntervalSec.Recommended")
-        if "Minimum" in value:
-            return max(recommended, _number(value["Minimum"], "NextProcessIntervalSec.Minimum"))
-        return recommended
-    return _number(value, "NextProcessIntervalSec")
+    (follow Recommended, never sooner than Minimum); None when missing or not a number."""
+    try:
+        if isinstance(value, dict):
+            recommended = _number(value.get("Recommended"), "NextProcessIntervalSec.Recommended")
+            if "Minimum" in value:
+                return max(recommended, _number(value["Minimum"], "NextProcessIntervalSec.Minimum"))
+            return recommended
+        return _number(value, "NextProcessIntervalSec")
+    except ValueError:
+        return None
 
 
 def _number(value: Any, name: str) -> float:

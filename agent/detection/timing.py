@@ -13,8 +13,12 @@ class DetectionTiming:
     # Bounds for NextProcessIntervalSec: the newest docs allow 5 s; above 30 min a print goes unwatched.
     interval_floor_s: float = 5.0
     interval_ceiling_s: float = 1800.0
-    # When the protocol names no delay: a failed Create Context, or the hint on a stopped error.
+    # When the protocol names no delay: a failed Create Context, or a Process answer without an interval.
     default_retry_s: float = 30.0
+    # Failures in a row double the wait before the next attempt, up to this.
+    backoff_ceiling_s: float = 600.0
+    # The service forgets a context after 14 days; a kept one older than this is not continued.
+    context_max_age_s: float = 14 * 24 * 3600.0
 
 
 DEFAULT_TIMING = DetectionTiming()

@@ -18,8 +18,9 @@ class DetectionError(Exception):
     """An inspection that produced no verdict.
 
     `error_type` is the service's ErrorType (or a local one such as `NETWORK`), `retry_after_s`
-    when to try again, and `stopped` whether inspecting must stop until something changes
-    (a bad key, an exhausted allowance).
+    when to try again, and `stopped` whether inspecting must stop until something changes: a bad
+    key stops with an infinite `retry_after_s` (until a restart or the next print), a used-up
+    allowance or budget until the next month begins.
     """
 
     def __init__(self, error_type: str, message: str, retry_after_s: float, stopped: bool = False) -> None:

@@ -1,0 +1,117 @@
+"""What inspections cost: Process calls counted per calendar month (UTC), persisted, capped.
+
+Every Process request sent counts, whatever its answer: an upper bound of what the service bills.
+`detection.monthly_budget` stops inspections for the rest of the month once reached, and
+`detection.budget_spread_hours_per_day` stretches the interval so the calls left last the month.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from agent.detection.verdict import DetectionError
+from agent.store import JsonRecord
+
+log = logging.getLogger(__name__)
+
+FREE_USAGE_ERROR = "OE_FREE_USAGE_LIMIT_REACHED"
+BUDGET_ERROR = "BUDGET_REACHED"  # local: detection.monthly_budget is used up
+
+
+def month_of(timestamp: float) -> str:
+    """The billing month, as `YYYY-MM` in UTC."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m")
+
+
+def next_month_start(timestamp: float) -> float:
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC).timestamp()
+
+
+class UsageMeter:
+    """This month's Process calls, and whether the month allows another one.
+
+    The free-allowance stop is kept in memory only: a restart tries once more (one call), which is
+    how a user who upgraded the plan gets inspections back before the month ends.
+    """
+
+    def __init__(
+        self,
+        record: JsonRecord | None = None,
+        budget: int = 0,
+        spread_hours_per_day: float = 0.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.budget = budget
+        self.spread_hours_per_day = spread_hours_per_day
+        self._record = record
+        self._clock = clock
+        self._month = month_of(clock())
+        self._calls = 0
+        self._allowance_used = False
+        saved = record.load() if record else None
+        if saved and saved.get("month") == self._month and _count(saved.get("calls")) is not None:
+            self._calls = saved["calls"]
+
+    @property
+    def calls(self) -> int:
+        """Process calls sent this calendar month."""
+        self._roll_over()
+        return self._calls
+
+    def count_call(self) -> None:
+        self._roll_over()
+        self._calls += 1
+        if self._record:
+            self._record.save({"month": self._month, "calls": self._calls})
+        if self.budget and self._calls == self.budget:
+            log.warning("Gadget calls: the monthly budget of %d is used up", self.budget)
+
+    def note_allowance_used(self) -> None:
+        self._allowance_used = True
+
+    def check(self) -> None:
+        """Raise a stopped DetectionError, lasting until the next month, when no call is allowed."""
+        self._roll_over()
+        if self._allowance_used:
+            reason = "the service says this month's free allowance is used up"
+            error_type = FREE_USAGE_ERROR
+        elif self.budget and self._calls >= self.budget:
+            reason = f"{self._calls} calls made, detection.monthly_budget is {self.budget}"
+            error_type = BUDGET_ERROR
+        else:
+            return
+        raise self.month_stop(error_type, reason)
+
+    def month_stop(self, error_type: str, reason: str) -> DetectionError:
+        now = self._clock()
+        resume = next_month_start(now)
+        day = datetime.fromtimestamp(resume, UTC).date().isoformat()
+        return DetectionError(error_type, f"{reason}; inspections resume on {day} (UTC)", resume - now, True)
+
+    def spread_interval_s(self) -> float:
+        """The interval that makes the calls left last until the month ends, printing the configured
+        hours a day; 0 when spreading is off."""
+        if not (self.budget and self.spread_hours_per_day):
+            return 0.0
+        now = self._clock()
+        left = self.budget - self.calls
+        if left <= 0:
+            return 0.0  # check() stops inspections instead
+        printing_s = (next_month_start(now) - now) * self.spread_hours_per_day / 24
+        return printing_s / left
+
+    def _roll_over(self) -> None:
+        month = month_of(self._clock())
+        if month != self._month:
+            if self._calls or self._allowance_used:
+                log.info("Gadget calls: %d in %s; a new month begins", self._calls, self._month)
+            self._month, self._calls, self._allowance_used = month, 0, False
+
+
+def _count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
