@@ -35,11 +35,11 @@ Feature switches: `host_actions`, `autoreport` (Marlin's `AUTOREPORT_*` capabili
 
 Deviations, for fast tests: auto-report intervals (`M27 S`, `M155 S`) may be fractions of a second.
 Faults to inject: `ignore` (commands acknowledged but without effect, e.g. `{"M25"}`),
-`request_resend(n)` (the next n numbered lines fail their checksum), `reset()` (the board reboots
-and prints `start`), `kill(reason)` (fatal error: the firmware halts and answers nothing more),
-`send_raw(bytes)` (garbage or any line), `vanish()` / `reappear()` (the pty closes and a new one
-appears at the same `port`, the SD print going on meanwhile; `reset=True` for a power cycle),
-and `stop()` (the device vanishes for good).
+`request_resend(n)` (the next n numbered lines fail their checksum), `drop_ok(code)` (its `ok`
+is lost on the wire), `reset()` (the board reboots and prints `start`), `kill(reason)` (a fatal
+error: the firmware halts and answers nothing more), `send_raw(bytes)` (garbage, any line),
+`vanish()` / `reappear()` (the pty closes and a new one appears at the same `port`; the printer
+keeps its state meanwhile, `reset=True` for a power cycle), and `stop()` (gone for good).
 
 The printer runs in its own thread: a select loop on the pty's master side. Its public methods are
 thread-safe; `wait_for` / `wait_for_async` wait for a condition instead of sleeping.
@@ -190,6 +190,7 @@ class VirtualPrinter:
         self._percent_reported = -1
         self._last_line = 0
         self._fail_checksums = 0
+        self._drop_ok_of: str | None = None
         self._inbox: deque[str] = deque()
         self._out = bytearray()
         self._blocking_until: Callable[[], bool] | None = None
@@ -302,6 +303,11 @@ class VirtualPrinter:
         """Put bytes on the wire as they are: garbage, a half line, anything."""
         with self._cond:
             self._out += data
+
+    def drop_ok(self, code: str) -> None:
+        """Lose the `ok` of the next `code` command (e.g. "M400") on the wire, as a noisy cable does."""
+        with self._cond:
+            self._drop_ok_of = code.upper()
 
     def request_resend(self, count: int = 1) -> None:
         """Reject the next `count` numbered lines as if a byte had been garbled on the wire."""
@@ -507,6 +513,9 @@ class VirtualPrinter:
             self._send(f'// Unknown command:"{code}"', "ok")
         else:
             self._send(f'echo:Unknown command: "{command}"', "ok")
+        if code == self._drop_ok_of and self._out.endswith(b"ok\n"):
+            self._drop_ok_of = None
+            del self._out[-3:]
 
     def _m110(self, command: str, params: dict[str, str]) -> None:
         if params.get("N"):

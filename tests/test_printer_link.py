@@ -15,7 +15,7 @@ import serial
 from hardware.printer.base import PauseFailed
 from hardware.printer.events import PrinterEvent
 from hardware.printer.events import PrinterEventKind as K
-from hardware.printer.link import SerialPrinter
+from hardware.printer.link import CommandFailed, SerialPrinter
 from sim.virtual_printer import DEFAULT_FILE, VirtualPrinter
 
 WAIT_S = 3.0
@@ -225,3 +225,118 @@ async def test_cancelling_run_releases_the_port(vp: VirtualPrinter, events: Even
         await events.wait_for(K.CONNECTED)
     with serial.Serial(vp.port, 115200, timeout=0, exclusive=True):
         pass  # would raise if the link still held the exclusive lock
+
+
+async def test_garbage_and_broken_bytes_change_nothing(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events) as printer:
+        await start_print(vp, events)
+        vp.send_raw(b"\xff\xfe\x00garbage\x80\n" + b"N\xc3(ok" + b"\n//action:\n")
+        await printer.pause()
+    assert events.kinds().count(K.CONNECTED) == 1, "garbage is no reason to reopen the port"
+    assert vp.state == "paused"
+
+
+async def test_resend_when_the_firmware_sends_no_ok_after_it(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, ok_after_resend=False) as vp:
+        async with running(vp.port, events) as printer:
+            await start_print(vp, events)
+            vp.request_resend(1)
+            await printer.pause()
+            reply = await printer.send("M105")  # the ok count is still in step
+    assert vp.resends == 1
+    assert reply[-1].startswith("ok T:")
+
+
+async def test_a_lost_ok_is_probed_with_m105(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events) as printer:
+        await events.wait_for(K.CONNECTED)
+        vp.drop_ok("M400")
+        with pytest.raises(CommandFailed, match="answers M105, so that ok was lost"):
+            await printer.send("M400", timeout_s=0.2)
+        assert (await printer.send("M400"))[-1] == "ok"
+
+
+async def test_a_halted_printer_fails_the_probe_too(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events, poll_interval_s=10.0) as printer:
+        await events.wait_for(K.CONNECTED)
+        await vp.wait_for_async(lambda: "M27 C" in vp.received, WAIT_S)  # the handshake's last
+        await printer.send("M105")  # queued behind it: the handshake is over once this returns
+        vp.kill()
+        await events.wait_for(K.ERROR)
+        with pytest.raises(CommandFailed, match="not responding"):
+            await printer.send("M400", timeout_s=0.2)
+
+
+async def test_a_slow_pause_is_confirmed_by_the_second_attempt(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, pause_delay_s=0.6) as vp:
+        async with running(vp.port, events, confirm_timeout_s=0.4) as printer:
+            await start_print(vp, events)
+            await printer.pause()
+    assert vp.received.count("M25") == 2
+    assert vp.state == "paused"
+
+
+async def test_pause_without_a_print_fails_at_once(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events, confirm_timeout_s=5.0) as printer:
+        await events.wait_for(K.CONNECTED)
+        async with asyncio.timeout(0.5):
+            with pytest.raises(PauseFailed, match="reports idle"):
+                await printer.pause()
+    assert "M25" not in vp.received
+
+
+async def test_ambiguous_reports_make_the_state_unknown(events: Events) -> None:
+    # Marlin without host actions nor `M27 C`: a paused print and a stopped one look the same.
+    with VirtualPrinter(
+        print_duration_s=5.0, heat_duration_s=0.0, host_actions=False, current_file=False
+    ) as vp:
+        async with running(vp.port, events) as printer:
+            await start_print(vp, events)
+            vp.panel_pause()
+            unknown = await events.wait_for(K.UNKNOWN)
+            assert printer.print_state.value == "unknown"
+            vp.panel_resume()
+            await events.wait_for(K.PRINT_STARTED, count=2)  # running again: found, not guessed
+    assert unknown.file == DEFAULT_FILE
+    assert K.CANCELLED not in events.kinds() and K.PAUSED not in events.kinds()
+
+
+async def test_a_paused_print_found_at_connect_is_unknown(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, host_actions=False) as vp:
+        vp.panel_start()
+        vp.panel_pause()  # paused, or only selected? Marlin's reports cannot tell
+        async with running(vp.port, events):
+            unknown = await events.wait_for(K.UNKNOWN)
+            vp.panel_stop()
+            await events.wait_for(K.IDLE)
+    assert unknown.file == DEFAULT_FILE
+
+
+async def test_a_running_print_found_at_connect(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0) as vp:
+        vp.panel_start()
+        async with running(vp.port, events):
+            started = await events.wait_for(K.PRINT_STARTED)
+    assert started.file == DEFAULT_FILE
+
+
+async def test_a_print_too_short_to_poll_is_seen(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=0.05, heat_duration_s=0.0, autoreport=False) as vp:
+        async with running(vp.port, events, poll_interval_s=1.0):
+            await events.wait_for(K.TEMPERATURE)  # the first poll is over; the next is a second away
+            vp.panel_start()
+            finished = await events.wait_for(K.FINISHED)
+    assert events.kinds()[-2:] == [K.PRINT_STARTED, K.FINISHED]
+    assert K.PROGRESS not in events.kinds(), "no poll saw it running"
+    assert finished.file == DEFAULT_FILE
+
+
+async def test_paused_marlin_is_not_asked_for_its_file_on_every_poll(events: Events) -> None:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, host_actions=False) as vp:
+        async with running(vp.port, events) as printer:
+            await start_print(vp, events)
+            await printer.pause()
+            checks = vp.received.count("M27 C")
+            polls = vp.received.count("M27")
+            await vp.wait_for_async(lambda: vp.received.count("M27") >= polls + 10, 3.0)
+    assert vp.received.count("M27 C") - checks <= 10 // 5 + 1

@@ -23,6 +23,7 @@ from hardware.printer.reports import (
     FileOpened,
     HostAction,
     NotSdPrinting,
+    PercentDone,
     PrinterReset,
     SdPaused,
     SdProgress,
@@ -131,6 +132,9 @@ def test_line_splitter_joins_partial_reads() -> None:
         ("T:205.0 /205.0 B:60.0 /60.0 @:127 B@:0", Temperatures(205.0, 205.0, 60.0, 60.0)),
         ("ok T:21.3 /0.0 B:20.9 /0.0 T0:21.3 /0.0 @:0 B@:0", Temperatures(21.3, 0.0, 20.9, 0.0)),
         (" T0:200.0 /210.0 @:0", Temperatures(200.0, 210.0)),
+        ("NORMAL MODE: Percent done: 35; print time remaining in mins: 12", PercentDone(35.0)),
+        ("// Klipper state: Ready", PrinterReset()),
+        ("Not SD printing.", NotSdPrinting()),
         ("Error:checksum mismatch, Last Line: 4", None),
         ("ok", None),
         ("echo:SD card ok", None),
@@ -272,3 +276,66 @@ def test_temperature_only_on_change() -> None:
     reading = Temperatures(20.0, 0.0, 20.0, 0.0)
     assert kinds(follower, reading, reading) == [K.TEMPERATURE]
     assert kinds(follower, Temperatures(25.0, 205.0, 20.0, 60.0)) == [K.TEMPERATURE]
+
+
+def test_klipper_frozen_position_is_a_pause_once_it_lasts() -> None:
+    now = [0.0]
+    follower = PrintFollower(KLIPPER, stall_s=10.0, clock=lambda: now[0])
+    assert kinds(follower, SdProgress(10, 100)) == [K.PRINT_STARTED, K.PROGRESS]
+    assert kinds(follower, SdProgress(10, 100)) == []
+    now[0] = 9.0
+    assert kinds(follower, SdProgress(10, 100)) == []  # a long move, not yet a pause
+    follower.apply(Temperatures(150.0, 205.0))
+    now[0] = 30.0
+    assert kinds(follower, SdProgress(10, 100)) == []  # heating (an M109 in the file) is no pause
+    follower.apply(Temperatures(205.0, 205.0))
+    kinds(follower, SdProgress(10, 100))
+    now[0] = 40.0
+    assert kinds(follower, SdProgress(10, 100)) == [K.PAUSED]
+    assert kinds(follower, SdProgress(12, 100)) == [K.RESUMED, K.PROGRESS]
+
+
+def test_klipper_pause_is_confirmed_by_frozen_reports_after_its_ok() -> None:
+    follower = PrintFollower(KLIPPER, clock=lambda: 0.0)
+    kinds(follower, SdProgress(10, 100))
+    follower.expect_pause()
+    assert kinds(follower, SdProgress(14, 100), SdProgress(14, 100)) == [K.PROGRESS]
+    assert kinds(follower, SdProgress(14, 100)) == [K.PAUSED]
+
+
+def test_klipper_not_printing_is_a_stop_marlin_needs_the_file() -> None:
+    klipper = PrintFollower(KLIPPER)
+    kinds(klipper, SdProgress(10, 100))
+    assert kinds(klipper, NotSdPrinting()) == [K.CANCELLED]
+    marlin = PrintFollower(MARLIN)
+    kinds(marlin, SdProgress(10, 100))
+    assert kinds(marlin, NotSdPrinting()) == [] and marlin.needs_file_check
+    assert [e.kind for e in marlin.file_check_unanswered()] == [K.UNKNOWN]
+    assert kinds(marlin, CurrentFile(None)) == [K.IDLE]  # unknown resolved: nothing runs
+
+
+def test_first_status_of_a_session_says_what_was_found() -> None:
+    follower = PrintFollower(MARLIN)
+    assert kinds(follower, NotSdPrinting()) == [] and follower.needs_file_check
+    assert kinds(follower, CurrentFile(None)) == [K.IDLE]
+    assert kinds(follower, NotSdPrinting()) == []  # said once
+    prusa = PrintFollower(PRUSA)
+    assert kinds(prusa, NotSdPrinting()) == [K.IDLE]
+
+
+def test_percent_done_wins_over_bytes_and_short_prints_are_seen() -> None:
+    follower = PrintFollower(PRUSA)
+    follower.apply(FileOpened("a.gcode", 100))
+    assert kinds(follower, DonePrinting()) == [K.PRINT_STARTED, K.FINISHED]
+    assert kinds(follower, DonePrinting()) == []  # no file opened since: no phantom print
+    assert kinds(follower, PercentDone(0.0), SdProgress(50, 100)) == [K.PRINT_STARTED, K.PROGRESS]
+    assert [e.progress for e in follower.apply(PercentDone(40.0))] == [40.0]
+
+
+def test_one_fault_is_one_error() -> None:
+    follower = PrintFollower()
+    kinds(follower, SdProgress(10, 100))
+    runaway = FatalError("Thermal Runaway, system stopped!")
+    assert kinds(follower, runaway, FatalError("Printer halted. kill() called!")) == [K.ERROR]
+    kinds(follower, PrinterReset())
+    assert kinds(follower, runaway) == [K.ERROR]

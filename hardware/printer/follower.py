@@ -144,8 +144,8 @@ class PrintFollower:
     def _current_file(self, name: str | None) -> list[PrinterEvent]:
         checking, self.needs_file_check = self.needs_file_check, False
         if name is None:
-            if self.state is PrintState.UNKNOWN:
-                return self._idle()
+            if self.state is PrintState.UNKNOWN or (checking and self.state is PrintState.IDLE):
+                return self._idle()  # settled: nothing runs (found so, or after being unknown)
             return self._end(K.CANCELLED)
         self.file = name
         if not checking:

@@ -187,12 +187,12 @@ class SerialPrinter:
             except CommandTimedOut as exc:
                 if command == HELLO:
                     raise
-                raise CommandTimedOut(f"{exc}; {await self._probe(transport)}") from exc
+                raise CommandTimedOut(f"{exc}; {await self._probe(transport, timeout_s)}") from exc
 
-    async def _probe(self, transport: SerialTransport) -> str:
+    async def _probe(self, transport: SerialTransport, timeout_s: float) -> str:
         """After a timeout: is the printer there at all? Renumber if it is not, to be safe."""
         try:
-            await self._exchange(transport, PROBE, COMMAND_TIMEOUT_S, wants_temperatures=True)
+            await self._exchange(transport, PROBE, min(timeout_s, COMMAND_TIMEOUT_S), wants_temperatures=True)
         except CommandTimedOut:
             self._resync = True
             return f"{PROBE} got no answer either: the printer is not responding"
