@@ -18,10 +18,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench import procstat
-from bench.launch import API_KEY, AgentProcess, write_camera_frames
+from bench.launch import API_KEY, AgentProcess, state_is, write_camera_frames
 from bench.report import Goal, Row
-from bench.slack import ArrivalStampedStandIn
+from bench.slack import slack_by_context
 from sim.broker import MosquittoBroker
+from sim.gadget_service import GadgetStandIn
 from sim.mqtt_probe import MqttProbe
 from sim.virtual_printer import VirtualPrinter, default_gcode
 
@@ -33,7 +34,7 @@ NONE_MISSED = Goal("none", lambda median, low, high: high == 0)
 def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerguard-bench-")))
-        service = stack.enter_context(ArrivalStampedStandIn(api_key=API_KEY, interval=INTERVAL_S))
+        service = stack.enter_context(GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S))
         probe = MqttProbe(broker.host, broker.port)
         stack.callback(probe.close)
         probe.subscribe("#")
@@ -58,7 +59,7 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
             processes.append(agent)
         stack.callback(lambda: [agent.terminate() for agent in processes])  # all at once, then wait
         for agent in processes:
-            _wait_idle(agent, probe, timeout_s=15 + agents)
+            agent.wait_for_state(probe, state_is("print_state", "idle"), timeout_s=15 + agents)
         for printer in printers:
             printer.panel_start(FILE)
             time.sleep(INTERVAL_S / agents)  # pacing the starts, not waiting for anything
@@ -71,7 +72,7 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
         elapsed = time.monotonic() - started
         after = [procstat.sample(agent.pid) for agent in processes]
         messages = probe.messages()
-        slack = [s for per_context in service.slack_by_context().values() for s in per_context]
+        slack = [s for per_context in slack_by_context(service.calls).values() for s in per_context]
     per_second = Counter(int(m.timestamp - started) for m in messages if m.timestamp - started < int(elapsed))
     rates = [float(per_second.get(second, 0)) for second in range(int(elapsed))]
     kib_s = sum(len(m.payload) for m in messages) / elapsed / 1024
@@ -90,7 +91,7 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
             f"{agents} agents: schedule slack",
             "ms",
             [1000 * s for s in slack],
-            note=f"all agents, {INTERVAL_S} s interval",
+            note=f"all agents, {INTERVAL_S} s interval; below 0: the previous call reached the stand-in late",
             digits=0,
         ),
         Row(
@@ -105,24 +106,15 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
     ]
 
 
-def _wait_idle(agent: AgentProcess, probe: MqttProbe, timeout_s: float) -> None:
-    try:
-        probe.wait_for_blocking(
-            f"layerguard/{agent.printer_id}/state",
-            lambda p: b'"print_state": "idle"' in p,
-            timeout_s=timeout_s,
-        )
-    except TimeoutError as exc:
-        raise RuntimeError(f"{exc}\nagent log:\n{agent.log_tail()}") from None
-
-
-def _wait_first_calls(service: ArrivalStampedStandIn, agents: int, timeout_s: float) -> None:
+def _wait_first_calls(service: GadgetStandIn, agents: int, timeout_s: float) -> None:
     """Until every agent's context has made its first Process call."""
     deadline = time.monotonic() + timeout_s
-    while sum(1 for arrived in service.arrivals.values() if arrived) < agents:
+    while (inspected := len(_inspecting_contexts(service))) < agents:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(
-                f"only {len(service.arrivals)} of {agents} agents inspected within {timeout_s} s"
-            )
+            raise TimeoutError(f"only {inspected} of {agents} agents inspected within {timeout_s:g} s")
         service.wait_for_calls(len(service.calls) + 1, timeout=remaining)
+
+
+def _inspecting_contexts(service: GadgetStandIn) -> set[str]:
+    return {c.context_id for c in service.calls if c.endpoint == "process" and c.context_id is not None}

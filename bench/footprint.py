@@ -19,8 +19,9 @@ from pathlib import Path
 from bench import procstat
 from bench.launch import API_KEY, AgentProcess, state_is, write_camera_frames
 from bench.report import Row, at_least, below
-from bench.slack import ArrivalStampedStandIn
+from bench.slack import slack_by_context
 from sim.broker import MosquittoBroker
+from sim.gadget_service import GadgetStandIn
 from sim.mqtt_probe import MqttProbe
 from sim.virtual_printer import VirtualPrinter, default_gcode
 
@@ -44,7 +45,7 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
     with (
         tempfile.TemporaryDirectory(prefix="layerguard-bench-") as tmp,
         VirtualPrinter(files={FILE: default_gcode()}, print_duration_s=3600, heat_duration_s=0.5) as printer,
-        ArrivalStampedStandIn(api_key=API_KEY, interval=INTERVAL_S) as service,
+        GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S) as service,
     ):
         probe = MqttProbe(broker.host, broker.port)
         try:
@@ -57,16 +58,13 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
                 api_url=service.base_url,
                 broker=broker,
             ) as agent:
-                try:
-                    rows, idle = _phases(agent, printer, service, probe, phases)
-                except TimeoutError as exc:
-                    raise RuntimeError(f"{exc}\nagent log:\n{agent.log_tail()}") from None
+                rows, idle = _phases(agent, printer, service, probe, phases)
                 status = agent.stop()
                 if status != 0:
                     raise RuntimeError(f"layerguard run exited {status}:\n{agent.log_tail()}")
         finally:
             probe.close()
-        slack = [s for per_context in service.slack_by_context().values() for s in per_context]
+        slack = [s for per_context in slack_by_context(service.calls).values() for s in per_context]
     rows.insert(
         0,
         Row(
@@ -85,12 +83,11 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
 def _phases(
     agent: AgentProcess,
     printer: VirtualPrinter,
-    service: ArrivalStampedStandIn,
+    service: GadgetStandIn,
     probe: MqttProbe,
     phases: Phases,
 ) -> tuple[list[Row], procstat.Window]:
-    state_topic = f"layerguard/{PRINTER_ID}/state"
-    probe.wait_for_blocking(state_topic, state_is("print_state", "idle"), timeout_s=WAIT_S)
+    agent.wait_for_state(probe, state_is("print_state", "idle"), WAIT_S)
     time.sleep(SETTLE_S)  # start-up's tail (discovery, first reports) is not idling
     idle = procstat.watch(agent.pid, phases.idle_s)
 
@@ -102,7 +99,7 @@ def _phases(
         samples.append((time.monotonic(), procstat.sample(agent.pid)))
 
     probe.publish(f"layerguard/{PRINTER_ID}/command/monitoring", "OFF")
-    probe.wait_for_blocking(state_topic, state_is("monitoring", False), timeout_s=WAIT_S)
+    agent.wait_for_state(probe, state_is("monitoring", False), WAIT_S)
     unmonitored = procstat.watch(agent.pid, phases.unmonitored_s)
     background_s_per_s = unmonitored.cpu_percent / 100
 
@@ -137,7 +134,7 @@ def _phases(
     return rows, idle
 
 
-def _next_process_call(service: ArrivalStampedStandIn, seen: int) -> int:
+def _next_process_call(service: GadgetStandIn, seen: int) -> int:
     """Block until one more Process call than `seen` has been answered; returns the new count."""
     while True:
         calls = service.wait_for_calls(len(service.calls) + 1, timeout=WAIT_S)

@@ -15,8 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+import paho.mqtt.client as mqtt
+
 from sim.broker import MosquittoBroker
 from sim.frames import render_frame
+from sim.mqtt_probe import MqttProbe, PayloadMatch
 
 API_KEY = "bench-key-0123456789"
 STOP_TIMEOUT_S = 15.0
@@ -139,6 +142,16 @@ class AgentProcess:
             self.process.kill()
             self.process.wait()
         return self.process.returncode
+
+    def wait_for_state(
+        self, probe: MqttProbe, match: PayloadMatch = None, timeout_s: float = 30.0
+    ) -> mqtt.MQTTMessage:
+        """The first `<p>/state` message the probe saw that matches; on a timeout, the error
+        carries the agent's log, which says why better than the timeout does."""
+        try:
+            return probe.wait_for_blocking(f"layerguard/{self.printer_id}/state", match, timeout_s=timeout_s)
+        except TimeoutError as exc:
+            raise RuntimeError(f"{exc}\nagent log:\n{self.log_tail()}") from None
 
     def log_tail(self, lines: int = 15) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -78,4 +78,6 @@ def render(rows: Sequence[Row | Skipped]) -> str:
 
 
 def _number(value: float, digits: int, unit: str) -> str:
-    return f"{value:.{digits}f} {unit}"
+    if round(value, digits) == 0:
+        value = 0.0  # no "-0 ms"
+    return f"{value:.{digits}f} {unit}".rstrip()

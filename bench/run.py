@@ -70,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # one broken figure must not hide the others
             failed = True
             traceback.print_exc()
-            rows.append(Skipped(name, f"FAILED: {type(exc).__name__}: {str(exc).splitlines()[0]}"))
+            first_line = next(iter(str(exc).splitlines()), "")
+            rows.append(Skipped(name, f"FAILED: {type(exc).__name__} {first_line}".rstrip()))
     print()
     print(render(rows))
     print(f"\n{time.monotonic() - started:.0f} s; load average after: {_load()}; log: {LOG_PATH}")

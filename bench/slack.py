@@ -1,48 +1,27 @@
 """Figure 2, schedule slack, as the service sees it: how much later than the interval it asked
-for each Process call arrived, per context.
-
-`Call.at` is stamped once the stand-in has decoded and scored the frame, which adds a few
-milliseconds of its own jitter to every gap; `ArrivalStampedStandIn` also notes when each
-request had been read, before any of that work, and slack is measured between those moments.
-The agent's capture time is inside the gap, as the goal asks.
-"""
+for each Process call arrived, per context, from the stand-in's call records (`Call.at` is when
+the request arrived). The agent's capture time is inside each gap, as the goal asks."""
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
+from collections.abc import Iterable
 
-from sim.gadget_service import GadgetStandIn, Reply, _Request
+from sim.gadget_service import Call
 
 
-class ArrivalStampedStandIn(GadgetStandIn):
-    """The stand-in, recording per context when each Process request arrived (time.monotonic())."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.arrivals: dict[str, list[float]] = defaultdict(list)
-
-    def _serve(self, request: _Request) -> Reply:
-        if request.endpoint == "process" and request.context_id is not None:
-            # One context's calls never overlap, so its arrivals and its call records pair up in order.
-            self.arrivals[request.context_id].append(time.monotonic())
-        return super()._serve(request)
-
-    def slack_by_context(self) -> dict[str, list[float]]:
-        """Seconds each Process call arrived after the previous answer's interval had passed."""
-        answers: dict[str, list[object]] = defaultdict(list)
-        for call in self.calls:
-            if call.endpoint == "process" and call.context_id is not None:
-                answers[call.context_id].append(call.answer)
-        slack: dict[str, list[float]] = {}
-        for context, arrived in self.arrivals.items():
-            pairs = zip(arrived, answers[context], strict=False)
-            slack[context] = [
-                later - earlier - allowed_interval_s(answer)
-                for (earlier, answer), later in zip(pairs, arrived[1:], strict=False)
-                if answer is not None
-            ]
-        return slack
+def slack_by_context(calls: Iterable[Call]) -> dict[str, list[float]]:
+    """Seconds each answered Process call came after the previous answer's interval had passed."""
+    previous: dict[str, Call] = {}
+    slack: dict[str, list[float]] = {}
+    for call in sorted(calls, key=lambda c: c.at):
+        if call.endpoint != "process" or call.status != 200 or call.context_id is None:
+            continue
+        before = previous.get(call.context_id)
+        if before is not None:
+            gap = call.at - before.at - allowed_interval_s(before.answer)
+            slack.setdefault(call.context_id, []).append(gap)
+        previous[call.context_id] = call
+    return slack
 
 
 def allowed_interval_s(answer: object) -> float:

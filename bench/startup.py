@@ -53,9 +53,10 @@ def measure(broker: MosquittoBroker, runs: int) -> list[Row | Skipped]:
                         broker=broker,
                         notify_socket=notify.path,
                     ) as agent:
-                        first, idle = _states_seen(agent, probe)
-                        first_state.append(first - agent.started_at)
-                        connected.append(idle - agent.started_at)
+                        first = agent.wait_for_state(probe, timeout_s=START_TIMEOUT_S)
+                        idle = agent.wait_for_state(probe, state_is("print_state", "idle"), START_TIMEOUT_S)
+                        first_state.append(first.timestamp - agent.started_at)
+                        connected.append(idle.timestamp - agent.started_at)
                         # READY=1 missing on the first run: it is not wired in; do not wait again.
                         ready_at = notify.wait_ready(READY_GRACE_S if run == 0 or ready else 0)
                         if ready_at is not None:
@@ -75,17 +76,6 @@ def measure(broker: MosquittoBroker, runs: int) -> list[Row | Skipped]:
         rows.append(Skipped("start-up: → READY=1", reason))
     rows.append(Row("start-up: `layerguard --help` (imports)", "ms", help_times(runs + 2), digits=0))
     return rows
-
-
-def _states_seen(agent: AgentProcess, probe: MqttProbe) -> tuple[float, float]:
-    """When the probe received the agent's first state, and its first `idle` state."""
-    topic = f"layerguard/{agent.printer_id}/state"
-    try:
-        first = probe.wait_for_blocking(topic, timeout_s=START_TIMEOUT_S)
-        idle = probe.wait_for_blocking(topic, state_is("print_state", "idle"), timeout_s=START_TIMEOUT_S)
-    except TimeoutError as exc:
-        raise RuntimeError(f"{exc}\nagent log:\n{agent.log_tail()}") from None
-    return first.timestamp, idle.timestamp
 
 
 def help_times(runs: int) -> list[float]:
