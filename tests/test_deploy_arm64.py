@@ -1,0 +1,49 @@
+"""Every runtime dependency installs on a 64-bit Raspberry Pi OS bookworm (aarch64, Python 3.11,
+glibc 2.36) from wheels alone: pure Python or an aarch64 build, so a Pi never compiles C.
+Asks PyPI through pip, so it is marked slow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PI_GLIBC_MINOR = 36  # bookworm's glibc 2.36: wheels for manylinux_2_17 ... 2_36 install
+
+
+@pytest.mark.slow
+def test_runtime_dependencies_have_aarch64_wheels_for_python_311(tmp_path: Path) -> None:
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    platforms = [f"--platform=manylinux_2_{minor}_aarch64" for minor in range(17, PI_GLIBC_MINOR + 1)]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--only-binary=:all:",
+            *platforms,
+            "--python-version=3.11",
+            "--implementation=cp",
+            "--abi=cp311",
+            f"--dest={tmp_path}",
+            *dependencies,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheels = [p.name for p in tmp_path.iterdir()]
+    assert all(name.endswith(".whl") for name in wheels), wheels
+    native = [name for name in wheels if not name.endswith("-none-any.whl")]
+    assert native and all("aarch64" in name and "cp311" in name for name in native), native
+    names = {name.split("-")[0].lower().replace("_", "-") for name in wheels}
+    for dependency in dependencies:
+        assert dependency.split(">")[0].split("<")[0].lower().replace("_", "-") in names
