@@ -230,6 +230,7 @@ async def test_process_without_a_context_creates_one(service: GadgetStandIn, cli
         (Reply.raw(503), "SERVER_ERROR"),
         (Reply.drop(), "NETWORK"),
         (Reply.raw(200, b"<html>captive portal</html>"), "BAD_RESPONSE"),
+        (Reply.malformed_json(), "BAD_RESPONSE"),
         (Reply.json({"Score": 3}), "BAD_RESPONSE"),
         (Reply.raw(404, b"no such route", "text/plain"), "BAD_RESPONSE"),
     ],
@@ -262,8 +263,43 @@ async def test_timeout_moves_to_the_fallback(service: GadgetStandIn) -> None:
     assert service.calls[-1].region == "fallback"
 
 
+async def test_dead_primary_and_dead_fallback_keep_failing_calmly(
+    service: GadgetStandIn, started: GadgetClient
+) -> None:
+    service.fail_primary, service.fail_fallback = Reply.drop(), Reply.raw(502)
+    errors = [await fails(started.process(CLEAN)) for _ in range(5)]
+    assert [e.error_type for e in errors] == ["NETWORK"] + ["SERVER_ERROR"] * 4
+    assert [c.region for c in service.calls[1:]] == ["primary"] + ["fallback"] * 4
+    assert [e.retry_after_s for e in errors] == [0.25, 0.5, 1.0, 2.0, FAST.backoff_ceiling_s]
+    service.fail_fallback = None
+    await started.process(CLEAN)  # the fallback is back
+    assert service.calls[-1].region == "fallback"
+
+
+async def test_slow_answer_within_the_timeout_is_no_failure(
+    service: GadgetStandIn, started: GadgetClient
+) -> None:
+    service.inject(Reply.slow(0.3))
+    await started.process(CLEAN)
+    await started.process(CLEAN)
+    assert [c.region for c in service.calls[1:]] == ["primary", "primary"]
+
+
+async def test_a_context_the_service_forgot_is_replaced(
+    service: GadgetStandIn, started: GadgetClient
+) -> None:
+    await started.process(CLEAN)
+    service.forget_contexts()
+    error = await fails(started.process(CLEAN))
+    assert error.error_type == "OE_BAD_ARGS" and not error.stopped
+    await started.process(CLEAN)
+    create_1, _, unknown, create_2, served = service.calls
+    assert (create_2.endpoint, served.status) == ("createcontext", 200)
+    assert served.context_id != unknown.context_id == create_1.context_id
+
+
 @pytest.mark.parametrize(
-    "error_type", ["OE_BACKEND_THROTTLED", "OE_INTERNAL_ERROR", "OE_IMAGE_DECODE_FAILED"]
+    "error_type", ["OE_BACKEND_THROTTLED", "OE_INTERNAL_ERROR", "OE_IMAGE_DECODE_FAILED", "OE_BAD_ARGS"]
 )
 async def test_json_api_error_does_not_switch(
     service: GadgetStandIn, started: GadgetClient, error_type: str
