@@ -74,6 +74,7 @@ class HeaterPolicy:
             return
         targets = ", ".join(f"{heater} {target:g} °C" for heater, target in self.saved.items())
         log.info("reheating before the resume: %s", targets)
+        self._temperatures = {}  # only readings taken from now on can say the heaters are back
         try:
             for heater, target in self.saved.items():
                 await self._send(f"{'M140' if heater == 'bed' else 'M104'} S{target:g}")
@@ -88,8 +89,12 @@ class HeaterPolicy:
             ) from exc
 
     def _reached(self) -> bool:
-        readings = self._temperatures
-        return all(readings.get(name, 0.0) >= goal - REACHED_MARGIN_C for name, goal in self.saved.items())
+        """Read after the heat command (the target is back) and within the margin of it."""
+        now = self._temperatures
+        return all(
+            now.get(f"{name}_target") == goal and now.get(name, 0.0) >= goal - REACHED_MARGIN_C
+            for name, goal in self.saved.items()
+        )
 
     async def _cool_later(self) -> None:
         await asyncio.sleep(self.after_s)
