@@ -30,7 +30,7 @@ class ContextModel:
     frames: int = 0
     bad_streak: int = 0
 
-    def observe(self, score: int, interval: int | dict[str, int] | None) -> dict[str, Any]:
+    def observe(self, score: int, interval: float | dict[str, float] | None) -> dict[str, Any]:
         """Fold one frame's score into the history and return the Process answer for it."""
         self.frames += 1
         self.bad_streak = self.bad_streak + 1 if score >= BAD_FRAME_SCORE else 0

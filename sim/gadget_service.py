@@ -52,7 +52,7 @@ ERROR_STATUS = {
 }
 
 Endpoint = Literal["createcontext", "process"]
-Interval = int | dict[str, int]
+Interval = float | dict[str, float]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import pytest
 
 from agent.detection.client import GadgetClient
 from agent.detection.timing import DetectionTiming
-from agent.detection.usage import BUDGET_ERROR, FREE_USAGE_ERROR, UsageMeter
+from agent.detection.usage import BUDGET_ERROR, FREE_USAGE_ERROR, ROLLOVER_MARGIN_S, UsageMeter
 from agent.detection.verdict import DetectionError
 from agent.settings import ConfigError, load_settings
 from agent.store import JsonRecord
@@ -106,7 +106,7 @@ async def test_the_budget_stops_inspections_until_the_next_month(
         await client.process(CLEAN)
     error = caught.value
     assert (error.error_type, error.stopped) == (BUDGET_ERROR, True)
-    assert error.retry_after_s == DEC_1 - NOV_20 and "2026-12-01" in error.message
+    assert error.retry_after_s == DEC_1 + ROLLOVER_MARGIN_S - NOV_20 and "2026-12-01" in error.message
     assert len(service.calls) == 4  # Create Context and three Process calls, no fourth
     clock.now = DEC_1
     await client.process(CLEAN)
@@ -134,7 +134,7 @@ async def test_the_free_allowance_stops_until_the_next_month_whatever_the_print(
         errors.append(caught.value)
         await client.open_context("next-print.gcode")  # a new context does not help
     assert {(e.error_type, e.stopped, e.retry_after_s) for e in errors} == {
-        (FREE_USAGE_ERROR, True, DEC_1 - NOV_20)
+        (FREE_USAGE_ERROR, True, DEC_1 + ROLLOVER_MARGIN_S - NOV_20)
     }
     assert [c.endpoint for c in service.calls].count("process") == 1  # the repeat stayed local
     clock.now = DEC_1 + 1

@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 FREE_USAGE_ERROR = "OE_FREE_USAGE_LIMIT_REACHED"
 BUDGET_ERROR = "BUDGET_REACHED"  # local: detection.monthly_budget is used up
+# A month stop waits this much past midnight, so that a timer waking a little early (loop and wall
+# clocks drift apart) finds the new month instead of stopping again.
+ROLLOVER_MARGIN_S = 1.0
 
 
 def month_of(timestamp: float) -> str:
@@ -91,7 +94,8 @@ class UsageMeter:
         now = self._clock()
         resume = next_month_start(now)
         day = datetime.fromtimestamp(resume, UTC).date().isoformat()
-        return DetectionError(error_type, f"{reason}; inspections resume on {day} (UTC)", resume - now, True)
+        message = f"{reason}; inspections resume on {day} (UTC)"
+        return DetectionError(error_type, message, resume + ROLLOVER_MARGIN_S - now, True)
 
     def spread_interval_s(self) -> float:
         """The interval that makes the calls left last until the month ends, printing the configured
