@@ -38,8 +38,9 @@ class Events:
         return [event for event in self.seen if event.kind is kind]
 
     def kinds(self) -> list[K]:
-        """Everything but temperatures, which arrive whenever the heaters move."""
-        return [event.kind for event in self.seen if event.kind is not K.TEMPERATURE]
+        """Everything but temperatures (they come whenever the heaters move) and the `idle` found
+        at connect (it races the test's first panel press)."""
+        return [event.kind for event in self.seen if event.kind not in (K.TEMPERATURE, K.IDLE)]
 
     async def wait_for(self, kind: K, count: int = 1, timeout_s: float = WAIT_S) -> PrinterEvent:
         async with asyncio.timeout(timeout_s):
