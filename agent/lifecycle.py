@@ -2,6 +2,11 @@
 
 Pure and synchronous, so every rule about what counts as a start, a pause or an end is tested
 without a printer.
+
+`unknown` is the honest answer when the printer's reports do not say whether a print still runs:
+after the link came back from a disconnect during a print (until the first report), or when the
+link says its reports are ambiguous. It never becomes "finished" by guesswork: a print that
+turns out to be gone without the printer saying how ends as `print_lost`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class PrintState(StrEnum):
     PRINTING = "printing"
     PAUSED = "paused"
     ERROR = "error"
+    UNKNOWN = "unknown"
 
 
 class Transition(StrEnum):
@@ -31,6 +37,7 @@ class Transition(StrEnum):
     RESUMED = "print_resumed"
     FINISHED = "print_finished"
     CANCELLED = "print_cancelled"
+    LOST = "print_lost"  # the print is gone and the printer never said how it ended
     ERROR = "printer_error"
 
 
@@ -41,8 +48,8 @@ class PrintTracker:
     progress: float | None = None
     heating: bool = False
     error: str = ""
-    # The print that was running when the link went away: the same file found running on
-    # reconnect is that print going on, not a new one.
+    # The print that was running when the link went away or the reports became ambiguous: the
+    # same file found running again is that print going on, not a new one.
     _interrupted_file: str | None = None
 
     @property
@@ -54,13 +61,21 @@ class PrintTracker:
         kind = event.kind
         if kind is PrinterEventKind.CONNECTED:
             if self.state is PrintState.OFFLINE:
-                self.state = PrintState.IDLE
+                self.state = PrintState.UNKNOWN if self._interrupted_file else PrintState.IDLE
             return None
         if kind is PrinterEventKind.DISCONNECTED:
-            if self.in_print:
+            if self.in_print or self.state is PrintState.UNKNOWN:
                 self._interrupted_file = self.file
             self.state = PrintState.OFFLINE
             return None
+        if kind is PrinterEventKind.UNKNOWN:
+            if self.in_print:  # a print the agent followed (not one first met in this state)
+                self._interrupted_file = self.file
+            self.file = event.file or self.file
+            self.state = PrintState.UNKNOWN
+            return None
+        if kind is PrinterEventKind.IDLE:
+            return self._settled_idle()
         if kind is PrinterEventKind.TEMPERATURE:
             self.heating = _is_heating(event.temperatures)
             return None
@@ -71,7 +86,8 @@ class PrintTracker:
         if kind is PrinterEventKind.PRINT_STARTED:
             return self._started(event.file)
         if kind is PrinterEventKind.PAUSED:
-            return self._move(PrintState.PAUSED, Transition.PAUSED, only_from=(PrintState.PRINTING,))
+            only_from = (PrintState.PRINTING, PrintState.UNKNOWN)
+            return self._move(PrintState.PAUSED, Transition.PAUSED, only_from)
         if kind is PrinterEventKind.RESUMED:
             return self._move(PrintState.PRINTING, Transition.RESUMED, only_from=(PrintState.PAUSED,))
         if kind is PrinterEventKind.FINISHED:
@@ -85,13 +101,22 @@ class PrintTracker:
             return Transition.ERROR
         return None
 
+    def _settled_idle(self) -> Transition | None:
+        """The printer says nothing runs. A print the tracker still held is lost, not guessed ended."""
+        lost = self.state is PrintState.UNKNOWN and self._interrupted_file is not None
+        self._interrupted_file = None
+        if self.state in (PrintState.UNKNOWN, PrintState.OFFLINE):
+            self.state = PrintState.IDLE
+        return Transition.LOST if lost else None
+
     def _started(self, file: str | None) -> Transition | None:
-        continuing = self.in_print and file == self.file
-        resumed_after_reconnect = file is not None and file == self._interrupted_file
+        continuing = self.in_print and file in (self.file, None)
+        # Klipper never names the file it prints: an unnamed print found again is the same one.
+        again = self._interrupted_file is not None and file in (self._interrupted_file, None)
         self._interrupted_file = None
         if continuing:
             return None
-        if resumed_after_reconnect:  # the same print, seen again after the link came back
+        if again:  # the same print, seen again after the link came back or the reports cleared up
             self.state = PrintState.PRINTING
             return None
         self.state = PrintState.PRINTING
@@ -110,7 +135,7 @@ class PrintTracker:
 
     def _ended(self, transition: Transition) -> Transition | None:
         self._interrupted_file = None
-        if not self.in_print:
+        if not self.in_print and self.state is not PrintState.UNKNOWN:
             return None
         self.state = PrintState.IDLE
         return transition

@@ -91,3 +91,49 @@ def test_heating_follows_targets() -> None:
     assert not t.heating
     t.apply(ev(K.TEMPERATURE, temperatures={"hotend": 25.0, "hotend_target": 0.0}))
     assert not t.heating
+
+
+def test_a_print_interrupted_by_a_disconnect_is_unknown_until_the_printer_says() -> None:
+    t = PrintTracker()
+    started(t)
+    t.apply(ev(K.DISCONNECTED))
+    t.apply(ev(K.CONNECTED))
+    assert t.state is PrintState.UNKNOWN and t.file == "part.gcode"
+    assert t.apply(ev(K.PRINT_STARTED, file="part.gcode")) is None  # the same print goes on
+    assert t.state is PrintState.PRINTING
+
+
+def test_a_print_gone_without_a_word_is_lost_not_finished() -> None:
+    t = PrintTracker()
+    started(t)
+    t.apply(ev(K.DISCONNECTED))
+    t.apply(ev(K.CONNECTED))
+    assert t.apply(ev(K.IDLE)) is Transition.LOST
+    assert t.state is PrintState.IDLE
+    assert t.apply(ev(K.IDLE)) is None
+
+
+def test_ambiguous_reports_make_a_followed_print_unknown() -> None:
+    t = PrintTracker()
+    started(t)
+    assert t.apply(ev(K.UNKNOWN, file="part.gcode", message="paused or stopped?")) is None
+    assert t.state is PrintState.UNKNOWN and not t.in_print
+    assert t.apply(ev(K.PRINT_STARTED)) is None  # Klipper names no file: the same print
+    assert t.state is PrintState.PRINTING
+    t.apply(ev(K.UNKNOWN))
+    assert t.apply(ev(K.PAUSED)) is Transition.PAUSED
+    t.apply(ev(K.UNKNOWN))
+    assert t.apply(ev(K.IDLE)) is Transition.LOST
+
+
+def test_an_unknown_print_met_at_start_is_a_new_print_once_it_runs() -> None:
+    t = PrintTracker()
+    t.apply(ev(K.CONNECTED))
+    t.apply(ev(K.UNKNOWN, file="found.gcode"))
+    assert t.state is PrintState.UNKNOWN and t.file == "found.gcode"
+    assert t.apply(ev(K.PRINT_STARTED, file="found.gcode")) is Transition.STARTED
+    t2 = PrintTracker()
+    t2.apply(ev(K.CONNECTED))
+    t2.apply(ev(K.UNKNOWN, file="found.gcode"))
+    assert t2.apply(ev(K.IDLE)) is None, "nothing the agent followed was lost"
+    assert t2.state is PrintState.IDLE
