@@ -93,6 +93,9 @@ class Agent:
     def _on_printer_event(self, event: PrinterEvent) -> None:
         if event.kind is PrinterEventKind.DISCONNECTED:
             log.warning("Printer link lost%s; reconnecting", f": {event.message}" if event.message else "")
+        if event.kind is PrinterEventKind.HEATERS_OFF:
+            log.warning("Long pause: %s", event.message)
+            self._emit("heaters_off", message=event.message, file=self.tracker.file)
         was_waiting = self._waiting_for_heat()
         transition = self.tracker.apply(event)
         if self._waiting_for_heat() != was_waiting:
@@ -125,12 +128,13 @@ class Agent:
             extra["message"] = event.message
             self._stop_session()
         else:
-            log.info("Print %s", "finished" if transition is Transition.FINISHED else "cancelled")
+            log.info("Print %s", transition.value.removeprefix("print_"))  # finished, cancelled, lost
             self._stop_session()
-        if transition in (Transition.FINISHED, Transition.CANCELLED, Transition.ERROR):
+        if transition in (Transition.FINISHED, Transition.CANCELLED, Transition.LOST, Transition.ERROR):
             self.detector.end_context()
         if transition is not Transition.PAUSED:
             self.state.paused_by = None
+        self.state.pause_failed = False
         self._emit(transition.value, **extra)
 
     # -- inspections -----------------------------------------------------------------------
@@ -227,6 +231,7 @@ class Agent:
             await self.printer.pause()
         except PauseFailed as exc:
             log.error("Pause NOT confirmed: %s", exc)
+            self.state.pause_failed = True
             self._emit("pause_failed", message=str(exc), by=by)
         else:
             log.warning("Pause confirmed by the printer")

@@ -39,7 +39,14 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
 
     def make_printer(sink: EventSink) -> SerialPrinter:
         p = settings.printer
-        return SerialPrinter(p.port, p.baudrate, p.dialect, sink)
+        return SerialPrinter(
+            p.port,
+            p.baudrate,
+            p.dialect,
+            sink,
+            cool_down_after_s=p.cool_down_after_s,
+            cool_down_bed=p.cool_down_bed,
+        )
 
     agent = Agent(settings, open_camera(settings.camera), detector, make_printer)
     if settings.mqtt.enabled:

@@ -56,6 +56,9 @@ class PrinterSection(_Section):
     port: str = ""
     baudrate: int = Field(115200, gt=0)
     dialect: Literal["auto", "marlin", "prusa", "klipper"] = "auto"
+    # Marlin's M25 leaves a hot nozzle on the part: switch it off this long into LayerGuard's pause.
+    cool_down_after_s: float = Field(300.0, ge=0, le=86400)
+    cool_down_bed: bool = False  # the bed too (a cold bed may let the part come loose)
 
 
 class CameraSection(_Section):

@@ -35,6 +35,7 @@ class AgentState:
     detection: str = "idle"  # idle, starting, ok, retrying: <why>, stopped: <why>
     camera: str = "idle"  # idle, ok, error: <why>
     paused_by: str | None = None  # agent, user, printer: who paused the current print
+    pause_failed: bool = False  # LayerGuard's last pause was not confirmed (cleared by the next change)
     api_calls_month: int = 0  # Gadget Process calls this calendar month (UTC)
     api_calls_budget: int | None = None  # detection.monthly_budget, None when uncapped
 

@@ -42,7 +42,7 @@ PROBE = "M105"  # sent after a timeout: its `ok T:...` cannot be mistaken for a 
 # resent line goes out when that ok arrives, or after this long without it.
 RESEND_OK_GRACE_S = 0.2
 FILE_CHECK_EVERY = 5  # Marlin, paused or unknown: ask `M27 C` every this many polls, not every one
-COOL_DOWN_AFTER_S = 600.0
+COOL_DOWN_AFTER_S = 300.0
 REHEAT_TIMEOUT_S = 600.0
 # A print that leaves the pause any of these ways no longer needs the saved heater targets.
 _PAUSE_OVER = {
