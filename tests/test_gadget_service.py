@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from sim.frames import render_frame
-from sim.gadget_service import GadgetStandIn
+from sim.gadget_service import GadgetStandIn, Reply
 
 KEY = "sim-key"
 JPEG = render_frame(0.5, None, width=320, height=240)
@@ -76,6 +76,28 @@ def test_process_needs_a_known_context(service: GadgetStandIn, http: httpx.Clien
         service.base_url + "/primary/api/gadget/v1/process?ctx=nope", files={"f": ("x.jpg", JPEG)}
     )
     assert error_type(response) == "OE_BAD_ARGS"
+
+
+def test_injected_slowness_still_serves_and_a_forgotten_context_is_unknown(
+    service: GadgetStandIn, http: httpx.Client
+) -> None:
+    url = process_url(service, http)
+    service.inject(Reply.slow(0.2))
+    response = http.post(url, files={"f": ("x.jpg", JPEG, "image/jpeg")})
+    assert response.status_code == 200 and "Score" in response.json()
+    assert response.elapsed.total_seconds() >= 0.2
+    service.forget_contexts()
+    response = http.post(url, files={"f": ("x.jpg", JPEG, "image/jpeg")})
+    assert (response.status_code, error_type(response)) == (400, "OE_BAD_ARGS")
+    assert "unknown context" in response.json()["ErrorDetails"]
+
+
+def test_a_dead_fallback_fails_only_the_fallback(service: GadgetStandIn, http: httpx.Client) -> None:
+    service.fail_fallback = Reply.raw(502)
+    primary = process_url(service, http)
+    fallback = primary.replace("/primary/", "/fallback/")
+    assert http.post(fallback, files={"f": ("x.jpg", JPEG)}).status_code == 502
+    assert http.post(primary, files={"f": ("x.jpg", JPEG)}).status_code == 200
 
 
 def test_wait_for_calls_times_out_instead_of_hanging(service: GadgetStandIn) -> None:
