@@ -48,6 +48,17 @@ def write_camera_frames(directory: Path, count: int = 4) -> Path:
     return directory
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout_s`; returns the exit status."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
 class NotifySocket:
     """A NOTIFY_SOCKET like systemd's: records when READY=1 arrived (time.monotonic())."""
 
@@ -135,13 +146,7 @@ class AgentProcess:
 
     def stop(self) -> int:
         """SIGTERM and wait; returns the exit status."""
-        self.terminate()
-        try:
-            self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
 
     def wait_for_state(
         self, probe: MqttProbe, match: PayloadMatch = None, timeout_s: float = 30.0

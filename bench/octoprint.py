@@ -12,7 +12,6 @@ inside OctoPrint's own process, as a few threads; LayerGuard's is in the benchma
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from bench import procstat
 from bench.footprint import SETTLE_S
+from bench.launch import stop_process
 from bench.report import Row, Skipped
 
 VENV = Path(tempfile.gettempdir()) / "layerguard-bench-octoprint"
@@ -100,12 +100,7 @@ def measure(layerguard_idle: procstat.Window, window_s: float) -> list[Row | Ski
         except RuntimeError as exc:
             return [Skipped("OctoPrint idle (comparison)", str(exc))]
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout_s=30)
     version = subprocess.run([str(OCTOPRINT), "--version"], capture_output=True, text=True).stdout.strip()
     note = f"{version}, {window_s:g} s window, {SETTLE_S:g} s after connecting"
     return [
