@@ -6,14 +6,13 @@ A restart in the middle of a print, the heating phase, and the monthly budget.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from test_end_to_end import running, until
 
-from agent.app import Agent
 from agent.assembly import build_agent
 from agent.detection.timing import DetectionTiming
 from sim.broker import MosquittoBroker
@@ -40,22 +39,6 @@ def world(broker: MosquittoBroker) -> Iterator[SimWorld]:
         broker=broker,
     ) as made:
         yield made
-
-
-@contextlib.asynccontextmanager
-async def running(agent: Agent) -> AsyncIterator[Agent]:
-    task = asyncio.create_task(agent.run())
-    try:
-        yield agent
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def until(agent: Agent, predicate: Callable[..., bool], within: float = 10.0) -> None:
-    async with asyncio.timeout(within):
-        await agent.wait_for(predicate)
 
 
 async def wait_process_calls(world: SimWorld, count: int) -> None:
