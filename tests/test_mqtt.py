@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from agent import __version__
 from agent.mqtt import MqttBridge, Topics
-from agent.settings import MqttSection
-from sim.broker import MosquittoBroker
+from agent.mqtt.bridge import MAX_QUEUED_MESSAGES
+from agent.mqtt.discovery import DOCS_URL
+from agent.mqtt.redelivery import RedeliveryFilter
+from agent.settings import MqttSection, load_settings
+from sim.broker import HOST, MosquittoBroker
 
 PRINTER = "p1"
 P = f"layerguard/{PRINTER}"
@@ -33,6 +38,8 @@ STATE = {
     "detection": "ok",
 }
 BridgeFactory = Callable[..., MqttBridge]
+PAUSE_TOPIC = f"{P}/command/pause"
+PUBACK = 4  # MQTT control packet type
 
 
 class Commands:
@@ -174,12 +181,13 @@ async def test_retained_empty_and_unknown_commands_are_ignored(
 
 async def test_broker_down_at_start_then_up(broker, mqtt_probe, commands, caplog) -> None:
     broker.stop()
-    unreachable = watch_log("cannot connect to the broker")
+    unreachable = watch_log("nothing accepts connections")
     bridge = MqttBridge(MqttSection(host=broker.host, port=broker.port), PRINTER, commands)
     try:
         bridge.start(asyncio.get_running_loop())
         bridge.publish_state(STATE)  # neither blocks nor raises
-        bridge.publish_event({"type": "print_started"})
+        for n in range(MAX_QUEUED_MESSAGES + 3):  # QoS 1 events wait in a bounded queue
+            bridge.publish_event({"type": "print_started", "n": n})
         await asyncio.wait_for(unreachable.seen.wait(), 5)
         assert not bridge.connected
 
@@ -187,12 +195,14 @@ async def test_broker_down_at_start_then_up(broker, mqtt_probe, commands, caplog
         probe = mqtt_probe(f"{P}/#")
         await probe.wait_for(f"{P}/availability", b"online")
         assert json.loads((await probe.wait_for(f"{P}/state")).payload) == STATE
-        await probe.wait_for(f"{P}/event")  # QoS 1 events wait for the broker
+        await probe.wait_for(f"{P}/event", lambda p: json.loads(p)["n"] == MAX_QUEUED_MESSAGES - 1)
         assert bridge.connected
     finally:
         await bridge.stop()
         logging.getLogger("agent.mqtt.bridge").removeHandler(unreachable)
-    assert caplog.text.count("cannot connect to the broker") == 1
+    assert caplog.text.count("nothing accepts connections") == 1
+    assert caplog.text.count("dropping new ones until it is back") == 1  # not one line per event
+    assert "3 events were dropped while the broker was away" in caplog.text
     assert "Traceback" not in caplog.text
 
 
@@ -249,8 +259,13 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
             ("sensor", "print_quality"),
             ("sensor", "print_state"),
             ("sensor", "progress"),
+            ("sensor", "file"),
             ("binary_sensor", "warning"),
             ("binary_sensor", "pause_suggested"),
+            ("sensor", "detection"),
+            ("sensor", "camera"),
+            ("sensor", "api_calls_month"),
+            ("sensor", "last_inspection"),
             ("button", "pause"),
             ("button", "resume"),
             ("switch", "monitoring"),
@@ -272,7 +287,14 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
             "manufacturer": "LayerGuard",
             "model": "LayerGuard print-failure guard",
             "sw_version": __version__,
+            "configuration_url": DOCS_URL,
         }
+    diagnostics = {t.split("/")[3] for t, c in configs.items() if c.get("entity_category") == "diagnostic"}
+    assert diagnostics == {"detection", "camera", "api_calls_month", "last_inspection"}
+    calls = configs[f"homeassistant/sensor/{PRINTER}/api_calls_month/config"]
+    # Tolerates an agent whose state has no such field yet.
+    assert calls["value_template"] == "{{ value_json.api_calls_month | default(none) }}"
+    assert configs[f"homeassistant/sensor/{PRINTER}/last_inspection/config"]["device_class"] == "timestamp"
     score = configs[f"homeassistant/sensor/{PRINTER}/failure_score/config"]
     assert (score["state_topic"], score["unit_of_measurement"], score["state_class"]) == (
         f"{P}/state",
@@ -339,3 +361,207 @@ async def test_tls_with_ca_file(mqtt_probe, commands) -> None:
         finally:
             await bridge.stop()
             probe.close()
+
+
+def test_a_dup_copy_of_a_received_message_is_a_repeat() -> None:
+    seen = RedeliveryFilter()
+    assert not seen.is_repeat(7, False, PAUSE_TOPIC, b"PRESS")
+    assert seen.is_repeat(7, True, PAUSE_TOPIC, b"PRESS")
+    assert seen.is_repeat(7, True, PAUSE_TOPIC, b"PRESS")  # however many times
+
+
+def test_what_is_not_a_repeat() -> None:
+    seen = RedeliveryFilter()
+    assert not seen.is_repeat(7, True, PAUSE_TOPIC, b"PRESS")  # DUP, but its first copy never arrived
+    assert not seen.is_repeat(8, False, PAUSE_TOPIC, b"PRESS")
+    assert not seen.is_repeat(8, False, PAUSE_TOPIC, b"PRESS")  # an id reused without DUP: a new press
+    assert not seen.is_repeat(8, True, f"{P}/command/resume", b"PRESS")  # same id, other message
+    assert not seen.is_repeat(0, True, PAUSE_TOPIC, b"PRESS") and not seen.is_repeat(
+        0, True, PAUSE_TOPIC, b"PRESS"
+    )
+
+
+def test_a_new_session_forgets_and_memory_is_bounded() -> None:
+    seen = RedeliveryFilter(size=2)
+    seen.is_repeat(1, False, PAUSE_TOPIC, b"x")
+    seen.new_session()
+    assert not seen.is_repeat(1, True, PAUSE_TOPIC, b"x")
+    seen.is_repeat(2, False, PAUSE_TOPIC, b"x")
+    seen.is_repeat(3, False, PAUSE_TOPIC, b"x")
+    assert not seen.is_repeat(1, True, PAUSE_TOPIC, b"x")  # evicted as the oldest
+    assert seen.is_repeat(3, True, PAUSE_TOPIC, b"x")
+
+
+class LossyLink:
+    """A TCP relay between the bridge and the broker that, once armed, swallows the bridge's
+    next PUBACK and cuts the connection: Wi-Fi dropping just after a command arrived."""
+
+    def __init__(self, broker: MosquittoBroker) -> None:
+        self.broker = broker
+        self.port = 0
+        self.cut = asyncio.Event()
+        self._armed = False
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> LossyLink:
+        self._server = await asyncio.start_server(self._relay, HOST, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    def arm(self) -> None:
+        self._armed = True
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        broker_r, broker_w = await asyncio.open_connection(self.broker.host, self.broker.port)
+        pumps = [
+            asyncio.create_task(self._client_to_broker(client_r, broker_w)),
+            asyncio.create_task(self._copy(broker_r, client_w)),
+        ]
+        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        for task in pumps:
+            task.cancel()
+        for writer in (client_w, broker_w):
+            writer.transport.abort()  # no FIN dance: the link is gone
+
+    async def _client_to_broker(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                header = await reader.readexactly(1)
+                length_bytes, length = b"", 0
+                for shift in range(0, 28, 7):  # MQTT's variable-length remaining length
+                    byte = await reader.readexactly(1)
+                    length_bytes += byte
+                    length |= (byte[0] & 0x7F) << shift
+                    if not byte[0] & 0x80:
+                        break
+                body = await reader.readexactly(length)
+                if self._armed and header[0] >> 4 == PUBACK:
+                    self._armed = False
+                    self.cut.set()
+                    return
+                writer.write(header + length_bytes + body)
+
+    @staticmethod
+    async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+
+
+async def test_the_broker_redelivers_a_command_whose_ack_was_lost_and_it_is_acted_on_once(
+    broker, mqtt_probe, caplog
+) -> None:
+    commands = Commands()
+    redelivered = watch_log("redelivered after a reconnect")
+    probe = mqtt_probe(f"{P}/availability")
+    async with LossyLink(broker) as link:
+        bridge = MqttBridge(MqttSection(host=broker.host, port=link.port), PRINTER, commands)
+        try:
+            bridge.start(asyncio.get_running_loop())
+            await probe.wait_for(f"{P}/availability", b"online")
+            link.arm()
+            probe.publish(PAUSE_TOPIC, "PRESS")
+            assert (await commands.next())[:2] == ("pause", "PRESS")
+            await asyncio.wait_for(link.cut.wait(), 5)
+            # The session survived the cut: the broker sends the pause again, flagged DUP.
+            await asyncio.wait_for(redelivered.seen.wait(), 10)
+            probe.publish(f"{P}/command/resume", "PRESS")
+            assert (await commands.next())[:2] == ("resume", "PRESS")  # in order: no second pause
+            assert commands.queue.empty()
+        finally:
+            await bridge.stop()
+            logging.getLogger("agent.mqtt.bridge").removeHandler(redelivered)
+    assert "Traceback" not in caplog.text
+
+
+async def test_password_and_tls_through_settings(tmp_path, monkeypatch, mqtt_probe, commands, caplog) -> None:
+    """The way a user sets it up: TOML for the broker, the password in a secret file."""
+    secret = "right-horse-battery"
+    with MosquittoBroker(users={"printer": secret}, tls=True) as broker:
+        secrets = tmp_path / "secrets"
+        secrets.mkdir()
+        (secrets / "mqtt__password").write_text(secret + "\n")
+        monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(secrets))
+        config = tmp_path / "layerguard.toml"
+        config.write_text(
+            f'[agent]\nprinter_id = "{PRINTER}"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            f'username = "printer"\ntls = true\nca_file = "{broker.ca_file}"\n'
+        )
+        settings = load_settings(config)
+        probe = mqtt_probe(f"{P}/availability", on=broker, username="printer", password=secret)
+        bridge = MqttBridge(settings.mqtt, settings.agent.printer_id, commands)
+        try:
+            bridge.start(asyncio.get_running_loop())
+            await probe.wait_for(f"{P}/availability", b"online")
+            probe.publish(f"{P}/command/monitoring", "OFF")
+            assert (await commands.next())[:2] == ("monitoring", "OFF")
+        finally:
+            await bridge.stop()
+            probe.close()
+    assert secret not in caplog.text
+
+
+async def test_a_certificate_from_another_ca_is_reported_as_such(mqtt_probe, commands, caplog) -> None:
+    with MosquittoBroker(tls=True) as broker, MosquittoBroker(tls=True) as other:
+        rejected = watch_log("TLS certificate")
+        section = MqttSection(host=broker.host, port=broker.port, tls=True, ca_file=other.ca_file)
+        bridge = MqttBridge(section, PRINTER, commands)
+        try:
+            bridge.start(asyncio.get_running_loop())
+            await asyncio.wait_for(rejected.seen.wait(), 5)
+        finally:
+            await bridge.stop()
+            logging.getLogger("agent.mqtt.bridge").removeHandler(rejected)
+    assert "was not accepted (self-signed certificate in certificate chain)" in caplog.text
+    assert "check mqtt.ca_file" in caplog.text
+    assert "Traceback" not in caplog.text
+
+
+async def test_plain_mqtt_to_a_tls_port_is_reported(mqtt_probe, commands, caplog) -> None:
+    with MosquittoBroker(tls=True) as broker:
+        closed = watch_log("closed the connection before accepting it")
+        bridge = MqttBridge(MqttSection(host=broker.host, port=broker.port), PRINTER, commands)
+        try:
+            bridge.start(asyncio.get_running_loop())
+            await asyncio.wait_for(closed.seen.wait(), 5)
+        finally:
+            await bridge.stop()
+            logging.getLogger("agent.mqtt.bridge").removeHandler(closed)
+    assert "if that port expects TLS, set mqtt.tls = true" in caplog.text
+
+
+async def test_an_unusable_ca_file_leaves_mqtt_off_with_one_clear_line(tmp_path, commands, caplog) -> None:
+    ca_file = tmp_path / "ca.crt"
+    ca_file.write_text("not a certificate\n")
+    bridge = MqttBridge(MqttSection(host=HOST, port=1, tls=True, ca_file=ca_file), PRINTER, commands)
+    bridge.start(asyncio.get_running_loop())
+    bridge.publish_state(STATE)  # MQTT is off: nothing to do, nothing raised
+    await bridge.stop()
+    assert f"MQTT off: mqtt.ca_file {ca_file} is not a usable CA file" in caplog.text
+
+
+async def test_nothing_waits_on_a_broker_that_hangs(commands, caplog) -> None:
+    """A listener that accepts TCP and never answers the TLS handshake holds paho's thread for its
+    whole connect timeout (5 s). Publishing must not notice, and stop() must not wait it out."""
+    with socket.socket() as listener:
+        listener.bind((HOST, 0))
+        listener.listen(1)
+        listener.settimeout(5)
+        port = listener.getsockname()[1]
+        bridge = MqttBridge(MqttSection(host=HOST, port=port, tls=True), PRINTER, commands)
+        bridge.start(asyncio.get_running_loop())
+        held, _ = await asyncio.to_thread(listener.accept)  # paho is now in the handshake
+        with held:
+            started = time.monotonic()
+            bridge.publish_state(STATE)
+            bridge.publish_event({"type": "print_started"})
+            bridge.publish_snapshot(b"\xff\xd8jpeg\xff\xd9")
+            assert time.monotonic() - started < 0.5
+            started = time.monotonic()
+            await bridge.stop(timeout_s=0.5)
+            assert time.monotonic() - started < 2.5  # bounded, well short of the 5 s handshake
+    assert "did not let go within 0.5s" in caplog.text

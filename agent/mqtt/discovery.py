@@ -2,6 +2,11 @@
 
 Every entity reads the retained `<p>/state` JSON through a `value_template`, so one state
 message updates them all, and goes unavailable with the agent's `<p>/availability` last will.
+
+One retained config topic per entity (`<prefix>/<component>/<printer_id>/<object_id>/config`)
+rather than the device-based `<prefix>/device/<printer_id>/config`: every Home Assistant since
+2021 reads it, and an entity can be removed on its own. Removing the device is one empty
+retained message per topic (README, "MQTT").
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from agent.mqtt.topics import Topics
 
 MANUFACTURER = "LayerGuard"
 MODEL = "LayerGuard print-failure guard"
+# The device page's link. The project has no published address yet: change it here when it does.
+DOCS_URL = "https://github.com/layerguard/layerguard#mqtt"
 PRINT_STATES = ["offline", "idle", "printing", "paused", "error"]
 
 
@@ -38,6 +45,7 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
         "manufacturer": MANUFACTURER,
         "model": MODEL,
         "sw_version": __version__,
+        "configuration_url": DOCS_URL,
     }
     common = {
         "availability_topic": topics.availability,
@@ -48,6 +56,12 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
 
     def on_off(key: str) -> str:
         return f"{{{{ 'ON' if value_json.{key} else 'OFF' }}}}"
+
+    def field(key: str) -> str:
+        # An agent older than a field sends no such key: unknown in Home Assistant, not an error.
+        return f"{{{{ value_json.{key} | default(none) }}}}"
+
+    diagnostic = {**from_state, "entity_category": "diagnostic"}
 
     entities: list[tuple[str, str, dict[str, Any]]] = [
         (
@@ -96,6 +110,16 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
             },
         ),
         (
+            "sensor",
+            "file",
+            {
+                **from_state,
+                "name": "Current file",
+                "value_template": field("file"),
+                "icon": "mdi:file-outline",
+            },
+        ),
+        (
             "binary_sensor",
             "warning",
             {
@@ -110,9 +134,45 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
             "pause_suggested",
             {
                 **from_state,
-                "name": "Pause suggested",
+                "name": "Failure",
                 "value_template": on_off("pause_suggested"),
                 "device_class": "problem",
+            },
+        ),
+        (
+            "sensor",
+            "detection",
+            {
+                **diagnostic,
+                "name": "Detection",
+                "value_template": field("detection"),
+                "icon": "mdi:heart-pulse",
+            },
+        ),
+        (
+            "sensor",
+            "camera",
+            {**diagnostic, "name": "Camera", "value_template": field("camera"), "icon": "mdi:camera"},
+        ),
+        (
+            "sensor",
+            "api_calls_month",
+            {
+                **diagnostic,
+                "name": "API calls this month",
+                "value_template": field("api_calls_month"),
+                "state_class": "total_increasing",
+                "icon": "mdi:counter",
+            },
+        ),
+        (
+            "sensor",
+            "last_inspection",
+            {
+                **diagnostic,
+                "name": "Last inspection",
+                "value_template": field("last_inspection"),
+                "device_class": "timestamp",
             },
         ),
         (
