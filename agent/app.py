@@ -58,6 +58,7 @@ class Agent:
         self._session: InspectionSession | None = None
         self._session_task: asyncio.Task[None] | None = None
         self._pausing = False
+        self._resuming = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[tuple[StatePredicate, asyncio.Future[None]]] = []
         self._published: dict[str, Any] | None = None
@@ -143,6 +144,7 @@ class Agent:
         self._stop_session()
         self.guard.reset()
         self.state.clear_inspection()
+        self.state.monitoring = True  # switching it off over MQTT holds for one print only
         self.state.detection = "starting"
         self.heartbeat.begin()
         self._session = InspectionSession(
@@ -244,20 +246,28 @@ class Agent:
             self._state_changed()
 
     async def _resume(self) -> None:
+        if self._resuming:
+            return
         log.info("Resuming the print (requested over MQTT)")
+        self._resuming = True
         try:
             await self.printer.resume()
         except PauseFailed as exc:
             log.error("Resume NOT confirmed: %s", exc)
             self._emit("pause_failed", message=str(exc), by="user", resume=True)
+        finally:
+            self._resuming = False
 
     def on_command(self, name: str, payload: str) -> None:
-        """An MQTT command, on the event loop. Acts only where it makes sense in the current state."""
+        """An MQTT command, on the event loop. Acts only where it makes sense in the current state,
+        so a copy of a command that arrives while the first is still being carried out does nothing."""
         if name == "monitoring":
             self.state.monitoring = payload.upper() == "ON"
             log.info("Monitoring switched %s", "on" if self.state.monitoring else "off")
             self._update_activity()
             self._state_changed()
+        elif self._pausing or self._resuming:
+            log.info("Ignoring command %s: a %s is under way", name, "pause" if self._pausing else "resume")
         elif name == "pause" and self.tracker.state is PrintState.PRINTING:
             self._spawn(self._pause(by="user"))
         elif name == "resume" and self.tracker.state is PrintState.PAUSED:
