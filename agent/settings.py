@@ -59,6 +59,8 @@ class PrinterSection(_Section):
     # Marlin's M25 leaves a hot nozzle on the part: switch it off this long into LayerGuard's pause.
     cool_down_after_s: float = Field(300.0, ge=0, le=86400)
     cool_down_bed: bool = False  # the bed too (a cold bed may let the part come loose)
+    # How long the printer has to confirm a pause or resume; it is sent once more, then pause_failed.
+    pause_confirm_s: float = Field(15.0, gt=0, le=300)
 
 
 class CameraSection(_Section):

@@ -14,6 +14,7 @@ import pytest
 from agent.app import Agent
 from agent.assembly import build_agent
 from agent.detection.timing import DetectionTiming
+from agent.mqtt import MqttBridge
 from sim.broker import MosquittoBroker
 from sim.mqtt_probe import MqttProbe
 from sim.world import SimWorld, sim_world
@@ -115,3 +116,109 @@ async def test_inspections_stop_while_paused_and_go_on_after_resume(world: SimWo
         await asyncio.to_thread(world.service.wait_for_calls, len(world.service.calls) + 2, 10)
         assert not [c for c in world.service.calls if paused_at < c.at < resumed_at]
         assert world.service.contexts_created == contexts  # the same print goes on in the same context
+
+
+async def test_an_unconfirmed_pause_is_sent_twice_then_reported(
+    world: SimWorld, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+) -> None:
+    probe = mqtt_probe(f"{PREFIX}/#")
+    settings = world.settings(tmp_path, printer_id="e2e")
+    settings.printer.pause_confirm_s = 0.5
+    world.printer.ignore = {"M25"}  # acknowledged, never acted on
+    agent = build_agent(settings, timing=TIMING)
+    async with running(agent):
+        await until(agent, lambda s: s.print_state == "idle")
+        world.printer.panel_start("benchy.gcode")
+        await until(agent, lambda s: s.print_state == "printing")
+        agent.on_command("pause", "")
+        await until(agent, lambda s: s.pause_failed)
+        event = await probe.wait_for(f"{PREFIX}/event", lambda p: json.loads(p)["type"] == "pause_failed")
+    assert world.printer.received.count("M25") == 2
+    assert "second attempt" in json.loads(event.payload)["message"]
+    assert agent.state.print_state == "printing"
+
+
+async def test_resume_after_cooldown_reheats_and_grace_holds_off_a_new_pause(
+    world: SimWorld, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+) -> None:
+    probe = mqtt_probe(f"{PREFIX}/#")
+    settings = world.settings(tmp_path, printer_id="e2e", resume_grace_s=60)
+    settings.printer.cool_down_after_s = 0.3
+    agent = build_agent(settings, timing=TIMING)
+    vp = world.printer
+    async with running(agent):
+        await until(agent, lambda s: s.print_state == "idle")
+        vp.panel_start("benchy.gcode")
+        await until(agent, lambda s: s.paused_by == "agent", within=30)
+        await probe.wait_for(f"{PREFIX}/event", lambda p: json.loads(p)["type"] == "heaters_off")
+        assert vp.temperatures["hotend_target"] == 0 and vp.temperatures["bed_target"] == 60
+        agent.on_command("resume", "")
+        await until(agent, lambda s: s.print_state == "printing")
+        calls = len(world.service.calls)
+        # The part is still loose: the service keeps suggesting a pause, the grace holds it off.
+        await until(agent, lambda s: s.pause_suggested and len(world.service.calls) >= calls + 2)
+    sent = vp.received[vp.received.index("M25") :]
+    assert sent.index("M104 S0") < sent.index("M104 S205") < sent.index("M24")
+    assert vp.received.count("M25") == 1, "no second pause within detection.resume_grace_s"
+
+
+async def test_a_broker_restart_mid_print_delays_nothing_and_state_is_right_afterwards(
+    world: SimWorld, broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+) -> None:
+    agent = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
+    bridge = agent.publisher
+    assert isinstance(bridge, MqttBridge)
+    async with running(agent):
+        await until(agent, lambda s: s.print_state == "idle")
+        world.printer.panel_start("benchy.gcode")
+        await until(agent, lambda s: s.score is not None)
+        broker.stop()  # no persistence: everything retained is gone with it
+        await until(agent, lambda s: s.paused_by == "agent", within=30)
+        assert world.printer.state == "paused" and not bridge.connected
+        broker.start()
+        probe = mqtt_probe(f"{PREFIX}/#", "homeassistant/#")
+        await probe.wait_for(f"{PREFIX}/availability", b"online", timeout_s=20)  # paho's backoff
+        state = json.loads((await probe.wait_for(f"{PREFIX}/state")).payload)
+        assert (state["print_state"], state["paused_by"], state["pause_suggested"]) == (
+            "paused",
+            "agent",
+            True,
+        )
+        await probe.wait_for("homeassistant/switch/e2e/monitoring/config")
+        # The user resumes from Home Assistant; the button press arrives twice, is acted on once.
+        probe.publish(f"{PREFIX}/command/resume", "PRESS")
+        probe.publish(f"{PREFIX}/command/resume", "PRESS")
+        await until(agent, lambda s: s.print_state == "printing")
+        await probe.wait_for(f"{PREFIX}/state", lambda p: json.loads(p)["print_state"] == "printing")
+    assert world.printer.received.count("M24") == 1
+
+
+async def test_two_agents_on_one_broker_never_collide(
+    world: SimWorld, broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+) -> None:
+    with sim_world(
+        file="benchy.gcode", failure_at=None, print_duration_s=20, interval_s=INTERVAL_S, broker=broker
+    ) as other:
+        probe = mqtt_probe("layerguard/#", "homeassistant/#")
+        (tmp_path / "b").mkdir()
+        a = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
+        b = build_agent(other.settings(tmp_path / "b", printer_id="e2e-b"), timing=TIMING)
+        async with running(a), running(b):
+            for printer_id in ("e2e", "e2e-b"):
+                await probe.wait_for(
+                    f"layerguard/{printer_id}/state", lambda p: json.loads(p)["print_state"] == "idle"
+                )
+                await probe.wait_for(f"homeassistant/image/{printer_id}/snapshot/config")
+            probe.publish("layerguard/e2e-b/command/monitoring", "OFF")
+            await probe.wait_for("layerguard/e2e-b/state", lambda p: json.loads(p)["monitoring"] is False)
+            assert a.state.monitoring and not b.state.monitoring
+            # Distinct client ids: neither agent took the other's session over (and fired its will).
+            assert all(m.payload == b"online" for m in probe.messages("layerguard/+/availability"))
+    configs = [json.loads(m.payload) for m in probe.messages("homeassistant/+/+/+/config")]
+    unique_ids = [c["unique_id"] for c in configs]
+    assert len(unique_ids) == len(set(unique_ids))
+    assert {c["device"]["identifiers"][0] for c in configs} == {"layerguard_e2e", "layerguard_e2e-b"}
+    assert {c["state_topic"] for c in configs if "state_topic" in c} == {
+        "layerguard/e2e/state",
+        "layerguard/e2e-b/state",
+    }

@@ -454,6 +454,8 @@ class SerialPrinter:
             self._resync = self._restarted = True
             if self._pending is not None and not self._pending.reply.done():  # its ok died with the reboot
                 self._pending.reply.set_exception(CommandFailed("the printer restarted"))
+        if isinstance(report, Temperatures):  # every reading, not only changes: a reheat waits on them
+            self._heaters.on_temperatures(report.as_dict())
         self._emit_all(self._follower.apply(report))
         if self._follower.needs_file_check or self._restarted:
             self._wake.set()
@@ -462,9 +464,7 @@ class SerialPrinter:
 
     def _emit_all(self, events: list[PrinterEvent]) -> None:
         for event in events:
-            if event.kind is PrinterEventKind.TEMPERATURE:
-                self._heaters.on_temperatures(event.temperatures)
-            elif event.kind in _PAUSE_OVER:
+            if event.kind in _PAUSE_OVER:
                 self._heaters.forget()
             self._emit(event)
         for target, confirmed in self._waiters:
