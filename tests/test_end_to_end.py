@@ -171,7 +171,7 @@ async def test_a_broker_restart_mid_print_delays_nothing_and_state_is_right_afte
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")
         world.printer.panel_start("benchy.gcode")
-        await until(agent, lambda s: s.score is not None)
+        await until(agent, lambda s: s.warning, within=30)  # the failure is visible, no pause yet
         broker.stop()  # no persistence: everything retained is gone with it
         await until(agent, lambda s: s.paused_by == "agent", within=30)
         assert world.printer.state == "paused" and not bridge.connected
