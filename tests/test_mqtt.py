@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -91,11 +91,26 @@ async def make_bridge(broker: MosquittoBroker, commands: Commands) -> AsyncItera
         await bridge.stop()
 
 
-def watch_log(text: str) -> LogSeen:
+@contextlib.contextmanager
+def watch_log(text: str) -> Iterator[LogSeen]:
     handler = LogSeen(text)
     logger = logging.getLogger("agent.mqtt.bridge")
     logger.addHandler(handler)
-    return handler
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(section: MqttSection, commands: Commands) -> AsyncIterator[MqttBridge]:
+    """A bridge started on the test's loop, stopped on the way out whatever happened."""
+    bridge = MqttBridge(section, PRINTER, commands)
+    bridge.start(asyncio.get_running_loop())
+    try:
+        yield bridge
+    finally:
+        await bridge.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -181,25 +196,21 @@ async def test_retained_empty_and_unknown_commands_are_ignored(
 
 async def test_broker_down_at_start_then_up(broker, mqtt_probe, commands, caplog) -> None:
     broker.stop()
-    unreachable = watch_log("nothing accepts connections")
-    bridge = MqttBridge(MqttSection(host=broker.host, port=broker.port), PRINTER, commands)
-    try:
-        bridge.start(asyncio.get_running_loop())
-        bridge.publish_state(STATE)  # neither blocks nor raises
-        for n in range(MAX_QUEUED_MESSAGES + 3):  # QoS 1 events wait in a bounded queue
-            bridge.publish_event({"type": "print_started", "n": n})
-        await asyncio.wait_for(unreachable.seen.wait(), 5)
-        assert not bridge.connected
+    section = MqttSection(host=broker.host, port=broker.port)
+    with watch_log("nothing accepts connections") as unreachable:
+        async with running_bridge(section, commands) as bridge:
+            bridge.publish_state(STATE)  # neither blocks nor raises
+            for n in range(MAX_QUEUED_MESSAGES + 3):  # QoS 1 events wait in a bounded queue
+                bridge.publish_event({"type": "print_started", "n": n})
+            await asyncio.wait_for(unreachable.seen.wait(), 5)
+            assert not bridge.connected
 
-        broker.start()
-        probe = mqtt_probe(f"{P}/#")
-        await probe.wait_for(f"{P}/availability", b"online")
-        assert json.loads((await probe.wait_for(f"{P}/state")).payload) == STATE
-        await probe.wait_for(f"{P}/event", lambda p: json.loads(p)["n"] == MAX_QUEUED_MESSAGES - 1)
-        assert bridge.connected
-    finally:
-        await bridge.stop()
-        logging.getLogger("agent.mqtt.bridge").removeHandler(unreachable)
+            broker.start()
+            probe = mqtt_probe(f"{P}/#")
+            await probe.wait_for(f"{P}/availability", b"online")
+            assert json.loads((await probe.wait_for(f"{P}/state")).payload) == STATE
+            await probe.wait_for(f"{P}/event", lambda p: json.loads(p)["n"] == MAX_QUEUED_MESSAGES - 1)
+            assert bridge.connected
     assert caplog.text.count("nothing accepts connections") == 1
     assert caplog.text.count("dropping new ones until it is back") == 1  # not one line per event
     assert "3 events were dropped while the broker was away" in caplog.text
@@ -220,28 +231,19 @@ async def test_state_republished_after_broker_restart(broker, make_bridge, mqtt_
 
 async def test_refused_credentials_are_logged_without_the_password(mqtt_probe, commands, caplog) -> None:
     with MosquittoBroker(users={"printer": "right-horse-battery"}) as broker:
-        refused = watch_log("refused the connection")
         section = MqttSection(host=broker.host, port=broker.port, username="printer", password="wr0ng-secret")
-        bridge = MqttBridge(section, PRINTER, commands)
-        try:
-            bridge.start(asyncio.get_running_loop())
-            await asyncio.wait_for(refused.seen.wait(), 5)
-            assert not bridge.connected
-        finally:
-            await bridge.stop()
-            logging.getLogger("agent.mqtt.bridge").removeHandler(refused)
+        with watch_log("refused the connection") as refused:
+            async with running_bridge(section, commands) as bridge:
+                await asyncio.wait_for(refused.seen.wait(), 5)
+                assert not bridge.connected
 
         section = MqttSection(
             host=broker.host, port=broker.port, username="printer", password="right-horse-battery"
         )
-        bridge = MqttBridge(section, PRINTER, commands)
         probe = mqtt_probe(f"{P}/availability", on=broker, username="printer", password="right-horse-battery")
-        try:
-            bridge.start(asyncio.get_running_loop())
+        async with running_bridge(section, commands):
             await probe.wait_for(f"{P}/availability", b"online")
-        finally:
-            await bridge.stop()
-            probe.close()  # before its broker goes, or paho would be asleep in a reconnect wait
+        probe.close()  # before its broker goes, or paho would be asleep in a reconnect wait
     assert caplog.text.count("refused the connection") == 1
     assert "mqtt.username and mqtt.password" in caplog.text
     assert "lost the connection" not in caplog.text  # a refusal is not a lost connection
@@ -354,13 +356,9 @@ async def test_tls_with_ca_file(mqtt_probe, commands) -> None:
     with MosquittoBroker(tls=True) as broker:
         probe = mqtt_probe(f"{P}/availability", on=broker)
         section = MqttSection(host=broker.host, port=broker.port, tls=True, ca_file=broker.ca_file)
-        bridge = MqttBridge(section, PRINTER, commands)
-        try:
-            bridge.start(asyncio.get_running_loop())
+        async with running_bridge(section, commands):
             await probe.wait_for(f"{P}/availability", b"online")
-        finally:
-            await bridge.stop()
-            probe.close()
+        probe.close()
 
 
 def test_a_dup_copy_of_a_received_message_is_a_repeat() -> None:
@@ -453,28 +451,23 @@ class LossyLink:
 
 
 async def test_the_broker_redelivers_a_command_whose_ack_was_lost_and_it_is_acted_on_once(
-    broker, mqtt_probe, caplog
+    broker, mqtt_probe, commands, caplog
 ) -> None:
-    commands = Commands()
-    redelivered = watch_log("redelivered after a reconnect")
     probe = mqtt_probe(f"{P}/availability")
     async with LossyLink(broker) as link:
-        bridge = MqttBridge(MqttSection(host=broker.host, port=link.port), PRINTER, commands)
-        try:
-            bridge.start(asyncio.get_running_loop())
-            await probe.wait_for(f"{P}/availability", b"online")
-            link.arm()
-            probe.publish(PAUSE_TOPIC, "PRESS")
-            assert (await commands.next())[:2] == ("pause", "PRESS")
-            await asyncio.wait_for(link.cut.wait(), 5)
-            # The session survived the cut: the broker sends the pause again, flagged DUP.
-            await asyncio.wait_for(redelivered.seen.wait(), 10)
-            probe.publish(f"{P}/command/resume", "PRESS")
-            assert (await commands.next())[:2] == ("resume", "PRESS")  # in order: no second pause
-            assert commands.queue.empty()
-        finally:
-            await bridge.stop()
-            logging.getLogger("agent.mqtt.bridge").removeHandler(redelivered)
+        section = MqttSection(host=broker.host, port=link.port)
+        with watch_log("redelivered after a reconnect") as redelivered:
+            async with running_bridge(section, commands):
+                await probe.wait_for(f"{P}/availability", b"online")
+                link.arm()
+                probe.publish(PAUSE_TOPIC, "PRESS")
+                assert (await commands.next())[:2] == ("pause", "PRESS")
+                await asyncio.wait_for(link.cut.wait(), 5)
+                # The session survived the cut: the broker sends the pause again, flagged DUP.
+                await asyncio.wait_for(redelivered.seen.wait(), 10)
+                probe.publish(f"{P}/command/resume", "PRESS")
+                assert (await commands.next())[:2] == ("resume", "PRESS")  # in order: no second pause
+                assert commands.queue.empty()
     assert "Traceback" not in caplog.text
 
 
@@ -492,30 +485,22 @@ async def test_password_and_tls_through_settings(tmp_path, monkeypatch, mqtt_pro
             f'username = "printer"\ntls = true\nca_file = "{broker.ca_file}"\n'
         )
         settings = load_settings(config)
+        assert settings.agent.printer_id == PRINTER
         probe = mqtt_probe(f"{P}/availability", on=broker, username="printer", password=secret)
-        bridge = MqttBridge(settings.mqtt, settings.agent.printer_id, commands)
-        try:
-            bridge.start(asyncio.get_running_loop())
+        async with running_bridge(settings.mqtt, commands):
             await probe.wait_for(f"{P}/availability", b"online")
             probe.publish(f"{P}/command/monitoring", "OFF")
             assert (await commands.next())[:2] == ("monitoring", "OFF")
-        finally:
-            await bridge.stop()
-            probe.close()
+        probe.close()
     assert secret not in caplog.text
 
 
 async def test_a_certificate_from_another_ca_is_reported_as_such(mqtt_probe, commands, caplog) -> None:
     with MosquittoBroker(tls=True) as broker, MosquittoBroker(tls=True) as other:
-        rejected = watch_log("TLS certificate")
         section = MqttSection(host=broker.host, port=broker.port, tls=True, ca_file=other.ca_file)
-        bridge = MqttBridge(section, PRINTER, commands)
-        try:
-            bridge.start(asyncio.get_running_loop())
-            await asyncio.wait_for(rejected.seen.wait(), 5)
-        finally:
-            await bridge.stop()
-            logging.getLogger("agent.mqtt.bridge").removeHandler(rejected)
+        with watch_log("TLS certificate") as rejected:
+            async with running_bridge(section, commands):
+                await asyncio.wait_for(rejected.seen.wait(), 5)
     assert "was not accepted (self-signed certificate in certificate chain)" in caplog.text
     assert "check mqtt.ca_file" in caplog.text
     assert "Traceback" not in caplog.text
@@ -523,24 +508,18 @@ async def test_a_certificate_from_another_ca_is_reported_as_such(mqtt_probe, com
 
 async def test_plain_mqtt_to_a_tls_port_is_reported(mqtt_probe, commands, caplog) -> None:
     with MosquittoBroker(tls=True) as broker:
-        closed = watch_log("closed the connection before accepting it")
-        bridge = MqttBridge(MqttSection(host=broker.host, port=broker.port), PRINTER, commands)
-        try:
-            bridge.start(asyncio.get_running_loop())
-            await asyncio.wait_for(closed.seen.wait(), 5)
-        finally:
-            await bridge.stop()
-            logging.getLogger("agent.mqtt.bridge").removeHandler(closed)
+        section = MqttSection(host=broker.host, port=broker.port)  # no mqtt.tls
+        with watch_log("closed the connection before accepting it") as closed:
+            async with running_bridge(section, commands):
+                await asyncio.wait_for(closed.seen.wait(), 5)
     assert "if that port expects TLS, set mqtt.tls = true" in caplog.text
 
 
 async def test_an_unusable_ca_file_leaves_mqtt_off_with_one_clear_line(tmp_path, commands, caplog) -> None:
     ca_file = tmp_path / "ca.crt"
     ca_file.write_text("not a certificate\n")
-    bridge = MqttBridge(MqttSection(host=HOST, port=1, tls=True, ca_file=ca_file), PRINTER, commands)
-    bridge.start(asyncio.get_running_loop())
-    bridge.publish_state(STATE)  # MQTT is off: nothing to do, nothing raised
-    await bridge.stop()
+    async with running_bridge(MqttSection(host=HOST, port=1, tls=True, ca_file=ca_file), commands) as bridge:
+        bridge.publish_state(STATE)  # MQTT is off: nothing to do, nothing raised
     assert f"MQTT off: mqtt.ca_file {ca_file} is not a usable CA file" in caplog.text
 
 
