@@ -50,7 +50,7 @@ def link_options(case: str, **extra: Any) -> dict[str, Any]:
 
 
 async def test_start_progress_finish(case: str, events: Events) -> None:
-    with VirtualPrinter(print_duration_s=0.6, heat_duration_s=0.1, **CASES[case][0]) as vp:
+    with VirtualPrinter(print_duration_s=0.4, heat_duration_s=0.1, **CASES[case][0]) as vp:
         async with running(vp.port, events, **link_options(case)):
             connected = await events.wait_for(K.CONNECTED)
             vp.panel_start()
@@ -97,7 +97,7 @@ async def test_reset_mid_print(case: str, vp: VirtualPrinter, events: Events) ->
 
 
 async def test_unplug_and_replug(case: str, events: Events) -> None:
-    with VirtualPrinter(print_duration_s=1.0, heat_duration_s=0.1, **CASES[case][0]) as vp:
+    with VirtualPrinter(print_duration_s=0.5, heat_duration_s=0.1, **CASES[case][0]) as vp:
         async with running(vp.port, events, **link_options(case)):
             await start_print(vp, events)
             vp.vanish()
@@ -139,7 +139,7 @@ async def test_agent_pause_not_confirmed(case: str, events: Events) -> None:
     pause = DIALECTS[dialect_of(case)].pause
     options = CASES[case][0] | {"ignore": {pause}}
     with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, **options) as vp:
-        async with running(vp.port, events, **link_options(case, confirm_timeout_s=0.4)) as printer:
+        async with running(vp.port, events, **link_options(case, confirm_timeout_s=0.25)) as printer:
             await start_print(vp, events)
             with pytest.raises(PauseFailed, match="second attempt"):
                 await printer.pause()
