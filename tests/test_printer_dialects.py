@@ -17,6 +17,7 @@ from sim.virtual_printer import DEFAULT_FILE, VirtualPrinter
 # name -> (virtual printer options, link options)
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "marlin": ({"dialect": "marlin"}, {}),
+    "marlin-park": ({"dialect": "marlin", "park_on_pause": True}, {}),
     "marlin-plain": ({"dialect": "marlin", "host_actions": False, "autoreport": False}, {}),
     "prusa": ({"dialect": "prusa"}, {}),
     "klipper": ({"dialect": "klipper"}, {"stall_s": 0.3}),
@@ -130,6 +131,7 @@ async def test_agent_pause_confirmed(case: str, vp: VirtualPrinter, events: Even
         await start_print(vp, events)
         await printer.pause()
         assert vp.state == "paused"
+        assert vp.parked == (case in ("marlin-park", "prusa"))
         await printer.pause()  # already paused: nothing sent
     assert vp.received.count(pause) == 1
     assert events.kinds().count(K.PAUSED) == 1

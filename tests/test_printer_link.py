@@ -341,3 +341,24 @@ async def test_paused_marlin_is_not_asked_for_its_file_on_every_poll(events: Eve
             polls = vp.received.count("M27")
             await vp.wait_for_async(lambda: vp.received.count("M27") >= polls + 10, 3.0)
     assert vp.received.count("M27 C") - checks <= 10 // 5 + 1
+
+
+async def test_a_runout_pause_and_resume_are_followed(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events):
+        await start_print(vp, events)
+        vp.runout()
+        await events.wait_for(K.PAUSED)
+        vp.panel_resume()
+        await events.wait_for(K.RESUMED)
+
+
+async def test_a_power_cycle_while_unplugged_shows_the_print_gone(vp: VirtualPrinter, events: Events) -> None:
+    async with running(vp.port, events):
+        await start_print(vp, events)
+        vp.vanish()
+        await events.wait_for(K.DISCONNECTED)
+        idle_before = len(events.of(K.IDLE))
+        vp.reappear(reset=True)
+        await events.wait_for(K.CONNECTED, count=2)
+        await events.wait_for(K.IDLE, count=idle_before + 1)  # the lifecycle makes it print_lost
+    assert K.FINISHED not in events.kinds() and K.CANCELLED not in events.kinds()
