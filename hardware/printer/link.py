@@ -330,6 +330,8 @@ class SerialPrinter:
         try:
             await self._change_state(command, target, what)
         except PauseFailed as exc:
+            if self._follower.state is target:  # confirmed just after the deadline
+                return
             if not self._connected or self._follower.state is not before:
                 raise
             log.warning("%s not confirmed (%s); sending %s once more", what, exc, command)
