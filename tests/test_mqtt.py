@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from agent import __version__
+from agent.lifecycle import PrintState
 from agent.mqtt import MqttBridge, Topics
 from agent.mqtt.bridge import MAX_QUEUED_MESSAGES
 from agent.mqtt.discovery import DOCS_URL
@@ -297,6 +298,9 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
     # Tolerates an agent whose state has no such field yet.
     assert calls["value_template"] == "{{ value_json.api_calls_month | default(none) }}"
     assert configs[f"homeassistant/sensor/{PRINTER}/last_inspection/config"]["device_class"] == "timestamp"
+    # An enum sensor rejects a value missing from its options: every print state must be there.
+    states = configs[f"homeassistant/sensor/{PRINTER}/print_state/config"]["options"]
+    assert set(states) == {state.value for state in PrintState}
     score = configs[f"homeassistant/sensor/{PRINTER}/failure_score/config"]
     assert (score["state_topic"], score["unit_of_measurement"], score["state_class"]) == (
         f"{P}/state",

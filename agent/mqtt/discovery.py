@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent import __version__
+from agent.lifecycle import PrintState
 from agent.mqtt.topics import Topics
 
 MANUFACTURER = "LayerGuard"
 MODEL = "LayerGuard print-failure guard"
 # The device page's link. The project has no published address yet: change it here when it does.
 DOCS_URL = "https://github.com/layerguard/layerguard#mqtt"
-PRINT_STATES = ["offline", "idle", "printing", "paused", "error"]
+PRINT_STATES = [state.value for state in PrintState]
 
 
 @dataclass(frozen=True, slots=True)
