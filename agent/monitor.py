@@ -14,6 +14,9 @@ from hardware.camera.base import Camera, CameraError
 
 log = logging.getLogger(__name__)
 
+# A camera that once took long must not make the next frame old by the time it is sent.
+MAX_CAPTURE_LEAD_S = 2.0
+
 VerdictHandler = Callable[[Verdict, bytes, float], Awaitable[None]]
 # The failure and when the next attempt is due (wall time), or None when none is planned.
 FailureHandler = Callable[[DetectionError | CameraError, float | None], None]
@@ -24,8 +27,9 @@ class InspectionSession:
 
     The session only inspects while `active` (printing, monitoring on, not heating); the agent
     flips that as the print moves. The next Process call never starts before the interval the
-    service gave, counted from the start of the previous call, however the session is toggled.
-    Each attempt captures a fresh frame, so an image the service could not decode is never resent.
+    service gave, counted from the previous answer, however the session is toggled. The frame is
+    captured just ahead of that deadline, and each attempt captures a fresh one, so an image the
+    service could not decode is never resent.
     """
 
     def __init__(
@@ -72,30 +76,36 @@ class InspectionSession:
         if wait_s is None:
             return
         next_at = self._loop.time() + wait_s
+        capture_s = 0.0  # the last capture's duration: the next one starts that much early
         while True:
             await self._active.wait()
-            await asyncio.sleep(max(0.0, next_at - self._loop.time()))
+            await asyncio.sleep(max(0.0, next_at - capture_s - self._loop.time()))
             if not self._active.is_set():
                 continue
+            capture_started = self._loop.time()
             try:
                 jpeg = await asyncio.to_thread(self.camera.capture)
             except CameraError as exc:
                 next_at = self._loop.time() + self.camera_retry_s
                 self.on_failure(exc, self.wall_time(next_at))
                 continue
+            capture_s = min(self._loop.time() - capture_started, MAX_CAPTURE_LEAD_S)
+            # A capture quicker than the last leaves time before the deadline: the call never goes early.
+            await asyncio.sleep(max(0.0, next_at - self._loop.time()))
             if not self._active.is_set():  # paused while the camera was busy: the frame is stale
                 continue
-            started = self._loop.time()
             try:
                 verdict = await self.detector.process(jpeg)
             except DetectionError as exc:
-                next_at = started + exc.retry_after_s
+                next_at = self._loop.time() + exc.retry_after_s
                 self.on_failure(exc, self._due(next_at))
                 if not math.isfinite(next_at):
                     return
                 continue
             self.inspections += 1
-            next_at = started + verdict.next_interval_s
+            # Counted from the answer, not the request: the service sees our calls arrive, and a
+            # request that happens to travel faster than the last must still not arrive early.
+            next_at = self._loop.time() + verdict.next_interval_s
             await self.on_verdict(verdict, jpeg, self.wall_time(next_at))
 
     async def _open_context(self) -> float | None:
