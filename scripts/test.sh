@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/pytest "$@"
+# The tests mostly wait on ptys, sockets and subprocesses, so four workers fit on two cores.
+exec .venv/bin/pytest -n 4 "$@"
