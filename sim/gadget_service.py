@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +26,7 @@ from PIL import Image
 
 from sim.frame_scoring import score_image
 from sim.gadget_model import ContextModel
+from sim.loopback import LoopbackHTTPServer
 from sim.multipart import parse_form_data
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ class GadgetStandIn:
     def base_url(self) -> str:
         if self._server is None:
             raise RuntimeError("GadgetStandIn is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self._server.port}"
 
     def start(self) -> GadgetStandIn:
         self._stopping.clear()
@@ -376,11 +377,9 @@ class GadgetStandIn:
         return Reply.json(request.answer)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, stand_in: GadgetStandIn) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(_Handler)
         self.stand_in = stand_in
 
 

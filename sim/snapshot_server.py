@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 
 from sim.frames import render_frame
+from sim.loopback import LoopbackHTTPServer
 
 
 class SnapshotServer:
@@ -24,12 +25,12 @@ class SnapshotServer:
         self.failure_at = failure_at
         self.size = (width, height)
         self.frames_served = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server = LoopbackHTTPServer(self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="sim-snapshot", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/snapshot"
+        return f"http://127.0.0.1:{self._server.port}/snapshot"
 
     def start(self) -> SnapshotServer:
         self._thread.start()
