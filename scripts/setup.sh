@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Prepares a checkout for the demo and the tests: Mosquitto (the demo and the broker tests
-# start their own on a free port) and a virtual environment with LayerGuard and its test tools.
+# Prepares a checkout: Mosquitto (the demo and the broker tests start their own on a free port)
+# and a virtual environment with LayerGuard and its test tools. With --for-tests, also the
+# programs the deployment checks run: systemd-analyze, cloud-init (its schema), netplan
+# (network-config) and debootstrap (install.sh in a throw-away Debian root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages, each only when its program is missing: mosquitto (the broker the tests
-# start), and for the deployment checks systemd-analyze, cloud-init (its schema), netplan
-# (network-config) and debootstrap (install.sh in a throw-away Debian root).
+pairs=(mosquitto:mosquitto)
+if [ "${1:-}" = "--for-tests" ]; then
+  pairs+=(systemd-analyze:systemd cloud-init:cloud-init netplan:netplan.io debootstrap:debootstrap)
+fi
 missing=()
-for pair in mosquitto:mosquitto systemd-analyze:systemd cloud-init:cloud-init netplan:netplan.io \
-  debootstrap:debootstrap; do
+for pair in "${pairs[@]}"; do
   program=${pair%%:*}
   command -v "$program" >/dev/null 2>&1 || [ -x "/usr/sbin/$program" ] || missing+=("${pair#*:}")
 done
@@ -19,6 +21,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+    # Only its schema checker is wanted: it must never configure this machine at boot.
+    $sudo mkdir -p /etc/cloud && $sudo touch /etc/cloud/cloud-init.disabled
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
