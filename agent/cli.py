@@ -1,4 +1,4 @@
-"""The `layerguard` command: run, demo, doctor. Exit codes: 0 ok, 2 invalid configuration, 1 other."""
+"""The `layerguard` command: run, demo, doctor, health. Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
 from __future__ import annotations
 
