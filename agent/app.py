@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from agent.detection.base import Detector
 from agent.detection.verdict import DetectionError, Verdict
@@ -13,6 +13,7 @@ from agent.guard import Guard
 from agent.health import Heartbeat
 from agent.lifecycle import PrintState, PrintTracker, Transition
 from agent.monitor import InspectionSession
+from agent.outputs import Outputs, Sink
 from agent.settings import Settings
 from agent.state import AgentState, event_payload, iso_now, to_iso
 from hardware.camera.base import Camera, CameraError
@@ -20,16 +21,6 @@ from hardware.printer.base import EventSink, PauseFailed, Printer
 from hardware.printer.events import PrinterEvent, PrinterEventKind
 
 log = logging.getLogger("agent")
-
-
-class Publisher(Protocol):
-    """What the agent needs from MQTT (see agent.mqtt.bridge); publishing never blocks."""
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None: ...
-    def publish_state(self, state: dict[str, Any]) -> None: ...
-    def publish_event(self, event: dict[str, Any]) -> None: ...
-    def publish_snapshot(self, jpeg: bytes) -> None: ...
-    async def stop(self) -> None: ...
 
 
 StatePredicate = Callable[[AgentState], bool]
@@ -42,13 +33,13 @@ class Agent:
         camera: Camera,
         detector: Detector,
         make_printer: Callable[[EventSink], Printer],
-        publisher: Publisher | None = None,
+        sinks: list[Sink] | None = None,
     ) -> None:
         self.settings = settings
         self.camera = camera
         self.detector = detector
         self.printer = make_printer(self._on_printer_event)
-        self.publisher = publisher
+        self.outputs = Outputs(sinks or ())  # MQTT, notifications, history: one stream
         self.tracker = PrintTracker()
         self.state = AgentState(
             api_calls_month=detector.usage.calls, api_calls_budget=detector.usage.budget or None
@@ -65,8 +56,7 @@ class Agent:
 
     async def run(self) -> None:
         """Run until cancelled; on the way out, MQTT says `offline` and devices are released."""
-        if self.publisher:
-            self.publisher.start(asyncio.get_running_loop())
+        self.outputs.start(asyncio.get_running_loop())
         self._state_changed()
         try:
             await self.printer.run()
@@ -78,8 +68,7 @@ class Agent:
             await asyncio.gather(*pending, return_exceptions=True)
             await self.detector.aclose()
             await asyncio.to_thread(self.camera.close)
-            if self.publisher:
-                await self.publisher.stop()
+            await self.outputs.stop()
 
     async def wait_for(self, predicate: StatePredicate) -> None:
         """Wait until the published state satisfies `predicate`; bound it with asyncio.timeout()."""
@@ -188,8 +177,19 @@ class Agent:
             verdict.next_interval_s,
             s.api_calls_month,
         )
-        if self.publisher:
-            self.publisher.publish_snapshot(jpeg)
+        self.outputs.on_inspection(
+            jpeg,
+            {
+                "at": s.last_inspection,
+                "file": self.tracker.file,
+                "progress": s.progress,
+                "score": verdict.score,
+                "print_quality": verdict.print_quality,
+                "warning": verdict.warning,
+                "pause_suggested": verdict.pause,
+                "next_inspection": s.next_inspection,
+            },
+        )
         decision = self.guard.decide(verdict, asyncio.get_running_loop().time())
         if decision.warn:
             log.warning("Failure warning: score %d", verdict.score)
@@ -278,15 +278,13 @@ class Agent:
     # -- publishing --------------------------------------------------------------------------
 
     def _emit(self, event_type: str, **fields: Any) -> None:
-        if self.publisher:
-            self.publisher.publish_event(event_payload(event_type, **fields))
+        self.outputs.on_event(event_payload(event_type, **fields))
 
     def _state_changed(self) -> None:
         payload = self.state.as_payload()
         if payload != self._published:
             self._published = payload
-            if self.publisher:
-                self.publisher.publish_state(payload)
+            self.outputs.on_state(payload)
         for waiter in list(self._waiters):
             predicate, future = waiter
             if future.done():

@@ -51,7 +51,7 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
 
     agent = Agent(settings, open_camera(settings.camera), detector, make_printer)
     if settings.mqtt.enabled:
-        agent.publisher = MqttBridge(settings.mqtt, settings.agent.printer_id, agent.on_command)
+        agent.outputs.add(MqttBridge(settings.mqtt, settings.agent.printer_id, agent.on_command))
     return agent
 
 

@@ -166,7 +166,7 @@ async def test_a_broker_restart_mid_print_delays_nothing_and_state_is_right_afte
     world: SimWorld, broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
 ) -> None:
     agent = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
-    bridge = agent.publisher
+    bridge = agent.outputs.find(MqttBridge)
     assert isinstance(bridge, MqttBridge)
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")

@@ -136,8 +136,8 @@ async def test_state_is_retained_and_events_are_not(make_bridge, mqtt_probe) -> 
     probe = mqtt_probe(f"{P}/#")
     bridge = make_bridge()
     await probe.wait_for(f"{P}/availability", b"online")
-    bridge.publish_state(STATE)
-    bridge.publish_event({"type": "print_started", "file": "benchy.gcode"})
+    bridge.on_state(STATE)
+    bridge.on_event({"type": "print_started", "file": "benchy.gcode"})
 
     event = json.loads((await probe.wait_for(f"{P}/event")).payload)
     assert event["type"] == "print_started" and event["file"] == "benchy.gcode" and "T" in event["at"]
@@ -153,7 +153,7 @@ async def test_snapshot_bytes_arrive_intact(make_bridge, mqtt_probe) -> None:
     jpeg = b"\xff\xd8" + os.urandom(200_000) + b"\xff\xd9"
     probe = mqtt_probe(f"{P}/snapshot")
     bridge = make_bridge()
-    bridge.publish_snapshot(jpeg)  # before the connection is up: sent on connect
+    bridge.on_inspection(jpeg, {})  # before the connection is up: sent on connect
     message = await probe.wait_for(f"{P}/snapshot")
     assert message.payload == jpeg
 
@@ -200,9 +200,9 @@ async def test_broker_down_at_start_then_up(broker, mqtt_probe, commands, caplog
     section = MqttSection(host=broker.host, port=broker.port)
     with watch_log("nothing accepts connections") as unreachable:
         async with running_bridge(section, commands) as bridge:
-            bridge.publish_state(STATE)  # neither blocks nor raises
+            bridge.on_state(STATE)  # neither blocks nor raises
             for n in range(MAX_QUEUED_MESSAGES + 3):  # QoS 1 events wait in a bounded queue
-                bridge.publish_event({"type": "print_started", "n": n})
+                bridge.on_event({"type": "print_started", "n": n})
             await asyncio.wait_for(unreachable.seen.wait(), 5)
             assert not bridge.connected
 
@@ -221,7 +221,7 @@ async def test_broker_down_at_start_then_up(broker, mqtt_probe, commands, caplog
 async def test_state_republished_after_broker_restart(broker, make_bridge, mqtt_probe) -> None:
     probe = mqtt_probe(f"{P}/state")
     bridge = make_bridge()
-    bridge.publish_state(STATE)
+    bridge.on_state(STATE)
     await probe.wait_for(f"{P}/state")
 
     broker.restart()  # no persistence: the retained state is gone unless the bridge sends it again
@@ -324,7 +324,7 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
 async def test_no_discovery_when_disabled(make_bridge, mqtt_probe) -> None:
     probe = mqtt_probe("homeassistant/#", f"{P}/state")
     bridge = make_bridge(discovery=False)
-    bridge.publish_state(STATE)
+    bridge.on_state(STATE)
     await probe.wait_for(f"{P}/state")  # sent after where discovery would go on connect
     assert probe.messages("homeassistant/#") == []
 
@@ -523,7 +523,7 @@ async def test_an_unusable_ca_file_leaves_mqtt_off_with_one_clear_line(tmp_path,
     ca_file = tmp_path / "ca.crt"
     ca_file.write_text("not a certificate\n")
     async with running_bridge(MqttSection(host=HOST, port=1, tls=True, ca_file=ca_file), commands) as bridge:
-        bridge.publish_state(STATE)  # MQTT is off: nothing to do, nothing raised
+        bridge.on_state(STATE)  # MQTT is off: nothing to do, nothing raised
     assert f"MQTT off: mqtt.ca_file {ca_file} is not a usable CA file" in caplog.text
 
 
@@ -540,9 +540,9 @@ async def test_nothing_waits_on_a_broker_that_hangs(commands, caplog) -> None:
         held, _ = await asyncio.to_thread(listener.accept)  # paho is now in the handshake
         with held:
             started = time.monotonic()
-            bridge.publish_state(STATE)
-            bridge.publish_event({"type": "print_started"})
-            bridge.publish_snapshot(b"\xff\xd8jpeg\xff\xd9")
+            bridge.on_state(STATE)
+            bridge.on_event({"type": "print_started"})
+            bridge.on_inspection(b"\xff\xd8jpeg\xff\xd9", {})
             assert time.monotonic() - started < 0.5
             started = time.monotonic()
             await bridge.stop(timeout_s=0.5)

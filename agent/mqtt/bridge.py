@@ -35,6 +35,7 @@ from agent.mqtt.diagnosis import Diagnosis, closed_before_connack, connect_failu
 from agent.mqtt.discovery import discovery_configs, status_topic
 from agent.mqtt.redelivery import RedeliveryFilter
 from agent.mqtt.topics import COMMANDS, Topics
+from agent.outputs import Sink
 from agent.settings import MqttSection
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,15 @@ MONITORING_PAYLOADS = ("ON", "OFF")
 CommandHandler = Callable[[str, str], None]
 
 
-class MqttBridge:
+class MqttBridge(Sink):
     """Publishes one printer's state, events and snapshots and receives its commands.
 
     `on_command(name, payload)` is called on the event loop given to `start()`, with `name`
     one of `COMMANDS` and `payload` the stripped text (`ON`/`OFF` for monitoring). Retained,
     empty, malformed and redelivered commands never reach it.
     """
+
+    name = "mqtt"
 
     def __init__(
         self,
@@ -164,12 +167,12 @@ class MqttBridge:
             self._connected = False
             log.info("MQTT: disconnected from %s", self._where)
 
-    def publish_state(self, state: Mapping[str, Any]) -> None:
+    def on_state(self, state: Mapping[str, Any]) -> None:
         """Publish the printer state (retained) and remember it for every reconnect."""
         self._last_state = json.dumps(state, default=_json_default)
         self._publish(self.topics.state, self._last_state, qos=0, retain=True)
 
-    def publish_event(self, event: Mapping[str, Any]) -> None:
+    def on_event(self, event: Mapping[str, Any]) -> None:
         """Publish one event, not retained, QoS 1: queued in memory while the broker is away.
 
         `event` needs a `type`; `at` (ISO 8601) is filled in with the current time if missing.
@@ -185,7 +188,7 @@ class MqttBridge:
                 )
             self._dropped_events += 1
 
-    def publish_snapshot(self, jpeg: bytes) -> None:
+    def on_inspection(self, jpeg: bytes, inspection: Mapping[str, Any]) -> None:
         """Publish the last inspected frame (retained) and remember it for every reconnect."""
         self._last_snapshot = jpeg
         self._publish(self.topics.snapshot, jpeg, qos=0, retain=True)
