@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.settings import ConfigError, load_settings, require_for_run
+from agent.settings import ConfigError, env_warnings, load_settings, require_for_run
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -67,6 +68,8 @@ def run(config: str | None) -> int:
 
     setup_logging(settings.agent.log_level, secrets_of(settings))
     log.info("LayerGuard %s starting for printer %s", __version__, settings.agent.printer_id)
+    for warning in env_warnings(os.environ):
+        log.warning("%s", warning)
     try:
         asyncio.run(_serve(build_agent(settings)))
     except CameraError as exc:

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.settings import ConfigError, Settings, config_path, load_settings
+from agent.settings import ConfigError, Settings, config_path, env_warnings, load_settings
 
 Check = Callable[[Settings], str]
 SERIAL_TIMEOUT_S = 15.0  # a board reset by the open takes a few seconds before it answers
@@ -29,8 +29,11 @@ def run_doctor(config: str | None) -> int:
     try:
         settings = load_settings(config)
     except ConfigError as exc:
-        _line("FAIL", "config", f"{exc}")
+        for line in str(exc).splitlines():
+            _line("FAIL", "config", line)
         return 2
+    for warning in env_warnings(os.environ):
+        _line("warn", "config", warning)
     _line("ok", "config", f"{path if path.exists() else 'defaults (no file)'}")
     checks: list[tuple[str, Check]] = [
         ("state dir", check_state_dir),
@@ -48,6 +51,9 @@ def run_doctor(config: str | None) -> int:
             _line("FAIL", name, str(exc))
         except CheckWarning as exc:
             _line("warn", name, str(exc))
+        except Exception as exc:  # a check's own bug must not hide the other checks behind a traceback
+            failed += 1
+            _line("FAIL", name, f"unexpected {type(exc).__name__}: {exc}")
         else:
             _line("ok", name, detail)
     return 1 if failed else 0

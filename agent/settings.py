@@ -6,16 +6,18 @@ The defaults are documented key by key in `config/layerguard.toml`; keep the two
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 DEFAULT_CONFIG_PATH = Path("/etc/layerguard/layerguard.toml")
 ENV_PREFIX = "LAYERGUARD_"
@@ -24,6 +26,8 @@ SECRET_DIRS_ENV = "LAYERGUARD_SECRETS_DIR"
 DEFAULT_SECRET_DIRS = ("/etc/layerguard/secrets", "/run/secrets")
 DEFAULT_API_URL = "https://gadget-pv1-oeapi.octoeverywhere.com"
 SECRET_KEYS = frozenset({"api_key", "password"})
+# `LAYERGUARD_*` variables that are not settings: anything else without `__` is probably a typo.
+OTHER_ENV = frozenset({"LAYERGUARD_CONFIG", SECRET_DIRS_ENV})
 
 
 class ConfigError(Exception):
@@ -156,8 +160,47 @@ class SecretFilesSource(PydanticBaseSettingsSource):
                 for directory in self.dirs:
                     path = directory / f"{section_name}__{key}"
                     if path.is_file():
-                        found.setdefault(section_name, {})[key] = path.read_text().strip()
+                        found.setdefault(section_name, {})[key] = read_secret(path, f"{section_name}.{key}")
         return found
+
+
+def read_secret(path: Path, setting: str) -> str:
+    """The secret in `path`, stripped; a file that cannot stand for it is a ConfigError naming the
+    file and the setting, never quoting the content (a half-right secret is still a secret)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read the secret file for {setting}: {exc.strerror or exc}; "
+            "the agent's user needs read access"
+        ) from None
+    try:
+        secret = utf8_text(raw).strip()
+    except ValueError as exc:
+        raise ConfigError(f"{path}: the secret file for {setting} {exc}") from None
+    if not secret:
+        raise ConfigError(
+            f"{path}: the secret file for {setting} is empty; write the secret in it or remove it"
+        )
+    if any(ord(c) < 32 for c in secret):
+        raise ConfigError(
+            f"{path}: the secret file for {setting} holds control characters or several lines; "
+            "it must hold the secret alone, as one line of UTF-8 text"
+        )
+    return secret
+
+
+def utf8_text(raw: bytes) -> str:
+    """`raw` as UTF-8 (a leading byte-order mark is dropped); ValueError says what it is instead.
+
+    Windows editors save "Unicode" as UTF-16, which reads as NUL-riddled text if taken as UTF-8.
+    """
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(raw) > 1 and b"\x00" in raw):
+        raise ValueError('is saved as UTF-16 ("Unicode"); save it as UTF-8')
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 text (byte {exc.start} is not valid); save it as UTF-8") from None
 
 
 def secret_dirs() -> list[Path]:
@@ -172,7 +215,12 @@ def secret_dirs() -> list[Path]:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="ignore", case_sensitive=False
+        # Unknown sections in the file are errors (extra="forbid"); the environment is checked
+        # by unknown_env_settings(), since it also holds variables that are none of ours.
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
     )
 
     agent: AgentSection = Field(default_factory=AgentSection)
@@ -209,17 +257,66 @@ def load_settings(explicit: str | Path | None = None) -> Settings:
     data: dict[str, Any] = {}
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text())
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
+            data = tomllib.loads(utf8_text(path.read_bytes()))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read the config file: {exc.strerror or exc}") from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{path}: the config file {exc}") from None
     elif required:
         raise ConfigError(f"{path}: config file not found")
+    env_problems = unknown_env_settings(os.environ)
     try:
-        return Settings(**data)
+        settings = Settings(**data)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc)) from None
+        raise ConfigError("\n".join([*env_problems, describe_validation_error(exc)])) from None
+    except SettingsError as exc:  # e.g. LAYERGUARD_MQTT='{...' that is not JSON
+        raise ConfigError(
+            f"environment: {exc}; set one key at a time as {ENV_PREFIX}<SECTION>__<KEY>"
+        ) from None
+    if env_problems:
+        raise ConfigError("\n".join(env_problems))
+    return settings
+
+
+def unknown_env_settings(environ: Mapping[str, str]) -> list[str]:
+    """`LAYERGUARD_<SECTION>__<KEY>` variables whose section does not exist, one line each.
+
+    These are errors like an unknown section in the file: the variable's shape says it is meant
+    as a setting. (An unknown key of a known section is caught by validation, as in the file.)
+    """
+    sections = list(Settings.model_fields)
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or "__" not in upper:
+            continue
+        section = upper.removeprefix(ENV_PREFIX).split("__", 1)[0].lower()
+        if section not in sections:
+            hint = _suggest(section, sections, ENV_PREFIX + "{}__…", "sections", upper=True)
+            problems.append(f"{name}: unknown section {section!r}{hint}")
+    return problems
+
+
+def env_warnings(environ: Mapping[str, str]) -> list[str]:
+    """`LAYERGUARD_*` variables that are neither settings nor known: likely a single `_` typo.
+
+    Only warned about, since the prefix may be shared with a wrapper script's own variables.
+    """
+    warnings = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith(ENV_PREFIX) and "__" not in upper and upper not in OTHER_ENV:
+            rest = upper.removeprefix(ENV_PREFIX)
+            section, _, key = rest.partition("_")
+            hint = (
+                f"; did you mean {ENV_PREFIX}{section}__{key}?"
+                if section.lower() in Settings.model_fields
+                else ""
+            )
+            warnings.append(f"{name} is not a LayerGuard setting and is ignored{hint}")
+    return warnings
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -228,10 +325,34 @@ def describe_validation_error(exc: ValidationError) -> str:
         loc = [str(part) for part in err["loc"]]
         name = ".".join(loc) or "configuration"
         env = ENV_PREFIX + "__".join(loc).upper()
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{name}: {_unknown(loc)}")
+            continue
         got = f" (got {err['input']!r})" if _showable(loc, err.get("input")) else ""
         message = err["msg"].removeprefix("Value error, ")
         lines.append(f"{name}: {message}{got} [file key {name}, or {env}]")
     return "\n".join(lines)
+
+
+def _unknown(loc: list[str]) -> str:
+    """Why `loc` is not a setting, with the nearest real name; generic over sections and keys."""
+    model: type[BaseModel] = Settings
+    for part in loc[:-1]:
+        annotation = model.model_fields[part].annotation
+        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        model = annotation
+    names = list(model.model_fields)
+    if model is Settings:
+        return "unknown section" + _suggest(loc[-1], names, "[{}]", "sections")
+    return "unknown key" + _suggest(loc[-1], names, ".".join(loc[:-1]) + ".{}", "keys")
+
+
+def _suggest(name: str, choices: list[str], form: str, kind: str, upper: bool = False) -> str:
+    """`; did you mean X?` for a close name, else the list of valid ones (short enough to read)."""
+    close = difflib.get_close_matches(name.lower(), choices, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {form.format(close[0].upper() if upper else close[0])}?"
+    return f"; the {kind} are {', '.join(choices)}"
 
 
 def _showable(loc: list[str], value: Any) -> bool:

@@ -37,7 +37,7 @@ def run_doctor(
     world: SimWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Callable[[Config], tuple[int, dict[str, str]]]:
     """Runs `layerguard doctor` on a config pointing at the world, with `changes` applied;
-    returns the exit code and each check's line by check name."""
+    returns the exit code and each check's (first) line by check name."""
     for name in [k for k in os.environ if k.startswith("LAYERGUARD_")]:
         monkeypatch.delenv(name)
     secrets = tmp_path / "secrets"
@@ -64,8 +64,10 @@ def run_doctor(
             )
         )
         code = main(["doctor", "--config", str(path)])
-        lines = capsys.readouterr().out.splitlines()
-        return code, {line[5:17].strip(): line for line in lines}
+        by_check: dict[str, str] = {}
+        for line in capsys.readouterr().out.splitlines():
+            by_check.setdefault(line[5:17].strip(), line)
+        return code, by_check
 
     return run
 
@@ -169,3 +171,57 @@ def test_an_invalid_config_stops_at_the_first_line(
     assert code == 2
     assert list(lines) == ["config"]
     assert "printer.baudrate" in lines["config"]
+
+
+def test_a_misspelt_section_fails_the_config_check_with_the_right_name(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]],
+) -> None:
+    code, lines = run_doctor({"detecton": {"action": "warn"}})
+    assert code == 2
+    assert lines["config"] == "FAIL config       detecton: unknown section; did you mean [detection]?"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [("s3cret".encode("utf-16"), "is saved as UTF-16"), (b"", "is empty")],
+    ids=["utf16", "empty"],
+)
+def test_a_bad_secret_file_fails_the_config_check_without_a_traceback(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]],
+    tmp_path: Path,
+    content: bytes,
+    reason: str,
+) -> None:
+    secret = tmp_path / "secrets" / "detection__api_key"
+    secret.write_bytes(content)
+    code, lines = run_doctor({})
+    assert code == 2
+    assert list(lines) == ["config"]
+    assert lines["config"].startswith(f"FAIL config       {secret}: the secret file for detection.api_key ")
+    assert reason in lines["config"] and "s3cret" not in lines["config"]
+
+
+def test_a_check_that_breaks_is_a_failure_line_not_a_traceback(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(settings: object) -> str:
+        raise RuntimeError("camera driver fell over")
+
+    monkeypatch.setattr(doctor, "check_camera", broken)
+    code, lines = run_doctor({})
+    assert code == 1
+    assert lines["camera"] == "FAIL camera       unexpected RuntimeError: camera driver fell over"
+    assert lines["api key"].startswith("ok ")  # the checks after it still ran
+
+
+def test_a_likely_misspelt_variable_is_a_warning(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LAYERGUARD_MQTT_PORT", "1884")
+    code, lines = run_doctor({})
+    assert code == 0
+    assert lines["config"] == (
+        "warn config       LAYERGUARD_MQTT_PORT is not a LayerGuard setting and is ignored; "
+        "did you mean LAYERGUARD_MQTT__PORT?"
+    )

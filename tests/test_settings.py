@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from agent.cli import main
-from agent.settings import ConfigError, Settings, load_settings, require_for_run
+from agent.settings import ConfigError, Settings, env_warnings, load_settings, require_for_run
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("LAYERGUARD_") or name == "CREDENTIALS_DIRECTORY":
             monkeypatch.delenv(name)
     monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(tmp_path / "no-secrets"))
@@ -124,3 +128,131 @@ def test_shipped_config_documents_every_key_with_its_default() -> None:
         assert documented.get(name) == set(field.annotation.model_fields), name  # type: ignore[union-attr]
     # The file as shipped is valid once the port is real.
     load_settings(REPO / "config" / "layerguard.toml")
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ('[detecton]\napi_key = "k"', "detecton: unknown section; did you mean [detection]?"),
+        ("[frobnicate]\nx = 1", "frobnicate: unknown section; the sections are agent, printer,"),
+        ('log_level = "DEBUG"', "log_level: unknown section"),
+        ('[detection]\napi_kye = "k"', "detection.api_kye: unknown key; did you mean detection.api_key?"),
+        ("[camera]\nzoom = 2", "camera.zoom: unknown key; the keys are source, width,"),
+    ],
+)
+def test_unknown_sections_and_keys_are_named_with_the_nearest_real_one(
+    tmp_path: Path, toml: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, toml))
+    assert str(err.value).startswith(expected)
+    assert '"k"' not in str(err.value) and "'k'" not in str(err.value), "a value is never echoed"
+
+
+def test_unknown_settings_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`LAYERGUARD_<SECTION>__<KEY>` is the settings' shape: unknown ones are errors, as in the file.
+    Other `LAYERGUARD_*` names may be someone else's: a warning, with the likely setting."""
+    path = write(tmp_path, "")
+    monkeypatch.setenv("LAYERGUARD_DETECTON__API_KEY", "secret-value")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value) == (
+        "LAYERGUARD_DETECTON__API_KEY: unknown section 'detecton'; did you mean LAYERGUARD_DETECTION__…?"
+    )
+    monkeypatch.delenv("LAYERGUARD_DETECTON__API_KEY")
+    monkeypatch.setenv("LAYERGUARD_MQTT__HOTS", "broker")
+    with pytest.raises(ConfigError, match=r"^mqtt\.hots: unknown key; did you mean mqtt\.host\?$"):
+        load_settings(path)
+    monkeypatch.delenv("LAYERGUARD_MQTT__HOTS")
+    monkeypatch.setenv("LAYERGUARD_MQTT", "{not json")
+    with pytest.raises(ConfigError, match=r"^environment: .*LAYERGUARD_<SECTION>__<KEY>$"):
+        load_settings(path)
+    monkeypatch.delenv("LAYERGUARD_MQTT")
+    monkeypatch.setenv("LAYERGUARD_MQTT_HOST", "broker")
+    monkeypatch.setenv("LAYERGUARD_CONFIG", str(path))
+    assert load_settings(path).mqtt.host == ""
+    assert env_warnings(os.environ) == [
+        "LAYERGUARD_MQTT_HOST is not a LayerGuard setting and is ignored; did you mean LAYERGUARD_MQTT__HOST?"
+    ]
+
+
+@pytest.fixture
+def secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(directory))
+    return directory
+
+
+def make_unreadable(path: Path) -> None:
+    """A secret file the agent cannot read. Root reads any mode, so as root the file is a link to
+    one that fails on read (like an unreadable network or FUSE mount); otherwise mode 000."""
+    if os.geteuid() == 0:
+        path.symlink_to("/proc/self/mem")
+    else:
+        path.write_text("s3cret-content")
+        path.chmod(0)
+
+
+BAD_SECRETS = [
+    ("unreadable", make_unreadable, "cannot read the secret file for detection.api_key"),
+    ("utf16", lambda p: p.write_bytes("s3cret-content\n".encode("utf-16")), "saved as UTF-16"),
+    ("utf16-no-bom", lambda p: p.write_bytes("s3cret-content".encode("utf-16-le")), "saved as UTF-16"),
+    ("latin1", lambda p: p.write_bytes("s3cret-contént".encode("latin-1")), "is not UTF-8 text"),
+    ("empty", lambda p: p.write_text(""), "for detection.api_key is empty"),
+    ("blank", lambda p: p.write_text(" \n\n"), "for detection.api_key is empty"),
+    ("two-lines", lambda p: p.write_text("s3cret-content\nmore\n"), "as one line of UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(("kind", "make", "reason"), BAD_SECRETS, ids=[b[0] for b in BAD_SECRETS])
+def test_a_bad_secret_file_is_one_line_naming_file_and_key(
+    secrets: Path, kind: str, make: Callable[[Path], object], reason: str
+) -> None:
+    path = secrets / "detection__api_key"
+    make(path)
+    with pytest.raises(ConfigError) as err:
+        load_settings(None)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and reason in message
+    assert "\n" not in message
+    assert "s3cret" not in message and "content" not in message
+
+
+def test_a_utf8_secret_with_a_byte_order_mark_is_fine(secrets: Path) -> None:
+    (secrets / "mqtt__password").write_bytes("\ufeffpässword\r\n".encode())
+    assert load_settings(None).mqtt.password.get_secret_value() == "pässword"
+
+
+def test_a_config_file_saved_as_utf16_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "layerguard.toml"
+    path.write_bytes('[printer]\nport = "/dev/ttyACM0"\n'.encode("utf-16"))
+    with pytest.raises(ConfigError, match=r"the config file is saved as UTF-16 .*save it as UTF-8$"):
+        load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "reason"), BAD_SECRETS[:2] + BAD_SECRETS[4:5], ids=["unreadable", "utf16", "empty"]
+)
+def test_the_cli_exits_2_with_one_line_for_a_bad_secret(
+    tmp_path: Path, secrets: Path, kind: str, make: Callable[[Path], object], reason: str
+) -> None:
+    """As systemd runs it: exit 2 (RestartPreventExitStatus, no restart loop), one line, no traceback."""
+    make(secrets / "detection__api_key")
+    config = write(tmp_path, '[printer]\nport = "/dev/ttyACM0"\n[detecton]\naction = "warn"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_")}
+    env["LAYERGUARD_SECRETS_DIR"] = str(secrets)
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "run", "--config", str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"layerguard: invalid configuration: {secrets / 'detection__api_key'}: ")
+    assert reason in lines[0] and "s3cret" not in lines[0]
