@@ -19,6 +19,7 @@ from agent.state import AgentState, event_payload, iso_now, to_iso
 from hardware.camera.base import Camera, CameraError
 from hardware.printer.base import EventSink, PauseFailed, Printer
 from hardware.printer.events import PrinterEvent, PrinterEventKind
+from hardware.quiet_log import BurstLog, LastingCondition
 
 log = logging.getLogger("agent")
 
@@ -53,6 +54,10 @@ class Agent:
         self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[tuple[StatePredicate, asyncio.Future[None]]] = []
         self._published: dict[str, Any] | None = None
+        # A broken camera or detection link is retried every few seconds for as long as it lasts.
+        self._camera_trouble = LastingCondition(log, "Camera")
+        self._detection_trouble = LastingCondition(log, "Detection retrying")
+        self._commands_log = BurstLog(log)  # a burst of MQTT commands is one line and a count
 
     async def run(self) -> None:
         """Run until cancelled; on the way out, MQTT says `offline` and devices are released."""
@@ -168,6 +173,8 @@ class Agent:
         self.heartbeat.scheduled(next_at)
         s.detection = s.camera = "ok"
         s.api_calls_month = self.detector.usage.calls
+        self._camera_trouble.recovered()
+        self._detection_trouble.recovered()
         log.info(
             "Inspection: score %d/100, quality %d/10%s%s; next in %.0f s (call %d this month)",
             verdict.score,
@@ -212,11 +219,15 @@ class Agent:
         else:
             self.heartbeat.scheduled(next_at)
         if isinstance(exc, CameraError):
-            log.warning("Camera: %s", exc)
+            self._camera_trouble.failed(str(exc))
             self.state.camera = f"error: {exc}"
         else:
+            self._camera_trouble.recovered()  # it took the frame the service refused
             verb = "stopped" if exc.stopped else "retrying"
-            log.log(logging.ERROR if exc.stopped else logging.WARNING, "Detection %s: %s", verb, exc)
+            if exc.stopped:
+                log.error("Detection stopped: %s", exc)
+            else:
+                self._detection_trouble.failed(str(exc))
             self.state.detection = f"{verb}: {exc.error_type}"
             self._emit("detection_error", error_type=exc.error_type, message=exc.message, stopped=exc.stopped)
         self._state_changed()
@@ -263,17 +274,25 @@ class Agent:
         so a copy of a command that arrives while the first is still being carried out does nothing."""
         if name == "monitoring":
             self.state.monitoring = payload.upper() == "ON"
-            log.info("Monitoring switched %s", "on" if self.state.monitoring else "off")
+            # Formatted here: on and off are different lines, never collapsed into one another.
+            self._commands_log.log_line(logging.INFO, f"Monitoring switched {payload.lower()}")
             self._update_activity()
             self._state_changed()
         elif self._pausing or self._resuming:
-            log.info("Ignoring command %s: a %s is under way", name, "pause" if self._pausing else "resume")
+            self._commands_log.log_line(
+                logging.INFO,
+                "Ignoring command %s: a %s is under way",
+                name,
+                "pause" if self._pausing else "resume",
+            )
         elif name == "pause" and self.tracker.state is PrintState.PRINTING:
             self._spawn(self._pause(by="user"))
         elif name == "resume" and self.tracker.state is PrintState.PAUSED:
             self._spawn(self._resume())
         else:
-            log.info("Ignoring command %s: the printer is %s", name, self.tracker.state.value)
+            self._commands_log.log_line(
+                logging.INFO, "Ignoring command %s: the printer is %s", name, self.tracker.state.value
+            )
 
     # -- publishing --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.systemd import SystemdNotifier
+from hardware.quiet_log import LastingCondition
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -149,6 +150,7 @@ async def _keep_alive(agent: Agent, notifier: SystemdNotifier, tick: float) -> N
     path = health_path(agent.settings.agent.state_dir)
     reported: str | None = None
     status = ""
+    unwritable = LastingCondition(log, f"Health file {path}")  # rewritten every tick while it fails
     while True:
         stalled = agent.heartbeat.stalled()
         if stalled is None:
@@ -159,7 +161,9 @@ async def _keep_alive(agent: Agent, notifier: SystemdNotifier, tick: float) -> N
         try:
             write_health(path, Health(time.time(), tick, os.getpid(), agent.state.print_state, stalled))
         except OSError as exc:
-            log.warning("Cannot write %s: %s", path, exc.strerror)
+            unwritable.failed(exc.strerror or str(exc))
+        else:
+            unwritable.recovered()
         if (now_status := stalled or _status(agent)) != status:
             status = now_status
             notifier.status(status)

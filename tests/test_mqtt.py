@@ -21,6 +21,7 @@ from agent.mqtt.bridge import MAX_QUEUED_MESSAGES
 from agent.mqtt.discovery import DOCS_URL
 from agent.mqtt.redelivery import RedeliveryFilter
 from agent.settings import MqttSection, load_settings
+from hardware import quiet_log
 from sim.broker import HOST, MosquittoBroker
 
 PRINTER = "p1"
@@ -193,6 +194,37 @@ async def test_retained_empty_and_unknown_commands_are_ignored(
     assert "ignoring the retained pause command" in caplog.text
     assert "ignoring an empty pause command" in caplog.text
     assert "ignoring monitoring command 'MAYBE'" in caplog.text
+
+
+async def test_a_burst_of_junk_commands_is_one_line_and_a_count(
+    broker, make_bridge, mqtt_probe, commands, caplog, monkeypatch
+) -> None:
+    monkeypatch.setattr(quiet_log, "BURST_WINDOW_S", 0.5)
+    probe = mqtt_probe(f"{P}/availability")
+    make_bridge()
+    await probe.wait_for(f"{P}/availability", b"online")
+    for i in range(500):
+        probe.publish(f"{P}/command/monitoring", f"JUNK{i}")
+    probe.publish(f"{P}/command/resume", "PRESS")
+    assert (await commands.next())[:2] == ("resume", "PRESS")
+    counted = asyncio.Event()
+
+    class CountWritten(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:  # on the loop: the bridge's timer
+            if "more like" in record.getMessage():
+                counted.set()
+
+    handler = CountWritten()
+    logging.getLogger("agent.mqtt.bridge").addHandler(handler)
+    try:
+        async with asyncio.timeout(10):
+            await counted.wait()
+    finally:
+        logging.getLogger("agent.mqtt.bridge").removeHandler(handler)
+    ignored = [r.getMessage() for r in caplog.records if "ignoring monitoring command" in r.getMessage()]
+    assert len(ignored) == 2, ignored
+    assert ignored[0] == "MQTT: ignoring monitoring command 'JUNK0': expected ON or OFF"
+    assert ignored[1].startswith("499 more like \"MQTT: ignoring monitoring command 'JUNK0'")
 
 
 async def test_broker_down_at_start_then_up(broker, mqtt_probe, commands, caplog) -> None:

@@ -37,6 +37,7 @@ from agent.mqtt.redelivery import RedeliveryFilter
 from agent.mqtt.topics import COMMANDS, Topics
 from agent.outputs import Sink
 from agent.settings import MqttSection
+from hardware.quiet_log import BurstLog
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class MqttBridge(Sink):
         self._stopping = False
         self._redelivery = RedeliveryFilter()
         self._dropped_events = 0
+        self._ignored = BurstLog(log)  # 500 junk commands are one line and a count, not 500
 
     @property
     def connected(self) -> bool:
@@ -315,11 +317,16 @@ class MqttBridge(Sink):
         if name is None:
             return
         if self._redelivery.is_repeat(mid, dup, topic, payload):
-            log.info("MQTT: ignoring the %s command redelivered after a reconnect: already received", name)
+            self._ignored.log_line(
+                logging.INFO,
+                "MQTT: ignoring the %s command redelivered after a reconnect: already received",
+                name,
+            )
             return
         text = payload.decode("utf-8", "replace").strip()
         if retain:
-            log.warning(
+            self._ignored.log_line(
+                logging.WARNING,
                 "MQTT: ignoring the retained %s command on %s: commands must not be retained "
                 "(clear it with an empty retained message)",
                 name,
@@ -328,12 +335,14 @@ class MqttBridge(Sink):
             return
         if not text:
             # What subscribers see when someone clears a retained command: not a request.
-            log.info("MQTT: ignoring an empty %s command on %s", name, topic)
+            self._ignored.log_line(logging.INFO, "MQTT: ignoring an empty %s command on %s", name, topic)
             return
         if name == "monitoring":
             text = text.upper()
             if text not in MONITORING_PAYLOADS:
-                log.warning("MQTT: ignoring monitoring command %r: expected ON or OFF", text[:40])
+                self._ignored.log_line(
+                    logging.WARNING, "MQTT: ignoring monitoring command %r: expected ON or OFF", text[:40]
+                )
                 return
         self._on_command(name, text)
 

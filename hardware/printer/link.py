@@ -32,6 +32,7 @@ from hardware.printer.follower import KLIPPER_STALL_S, PrintFollower, PrintState
 from hardware.printer.protocol import HELLO, LineKind, LineNumbers, classify, resend_number
 from hardware.printer.reports import PrinterReset, Report, Temperatures, parse_report
 from hardware.printer.transport import LinkLost, SerialTransport
+from hardware.quiet_log import LastingCondition
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class SerialPrinter:
         self._polls = 0
         self._waiters: list[tuple[PrintState, asyncio.Future[None]]] = []
         self._connected: bool | None = None  # None until the first attempt
+        self._unavailable = LastingCondition(log, f"printer on {port}")  # retried for as long as it lasts
         self._resync = False
         self._restarted = False
         self._auto_sd = False
@@ -222,6 +224,7 @@ class SerialPrinter:
         self.dialect = choose_dialect(self._dialect_setting, self.firmware.name)
         self._follower.dialect = self.dialect
         self._connected = True
+        self._unavailable.recovered()
         log.info(
             "connected to %s on %s (dialect %s)", self.firmware.name or "?", self._port, self.dialect.name
         )
@@ -257,15 +260,9 @@ class SerialPrinter:
             self._auto_temp = await self._try_send(f"M155 S{seconds}") is not None
 
     def _disconnected(self, reason: str) -> None:
+        self._unavailable.failed(f"unavailable ({reason}); retrying every {self._reconnect_interval_s:g} s")
         if self._connected is False:
-            log.debug("printer on %s still unavailable: %s", self._port, reason)
             return
-        log.warning(
-            "printer on %s unavailable (%s); retrying every %g s",
-            self._port,
-            reason,
-            self._reconnect_interval_s,
-        )
         self._connected = False
         self._follower = self._new_follower()
         self._heaters.cancel()  # the saved targets stay: the same paused print may come back
