@@ -2,7 +2,9 @@
 # Prepares a checkout: Mosquitto (the demo and the broker tests start their own on a free port)
 # and a virtual environment with LayerGuard and its test tools. With --for-tests, also the
 # programs the deployment checks run: systemd-analyze, cloud-init (its schema), netplan
-# (network-config) and debootstrap (install.sh in a throw-away Debian root).
+# (network-config) and debootstrap (install.sh in a throw-away Debian root), and Home Assistant
+# releases in `.venv-ha-<release>`, whose own MQTT code reads our discovery in
+# tests/test_home_assistant.py: the oldest and newest we support on Python 3.11, and today's on 3.13.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,3 +34,24 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# Home Assistant <release> on <python>, with the requirements of the integrations the test loads.
+ha_venv() {
+  local release=$1 python=$2 dir=.venv-ha-$1
+  command -v "$python" >/dev/null 2>&1 || { echo "setup: no $python, skipping Home Assistant $release" >&2; return; }
+  [ -x "$dir/bin/python" ] && "$dir/bin/python" -c "import homeassistant.const as c; assert c.__version__ == '$release'" 2>/dev/null && return
+  echo "setup: creating $dir (Home Assistant $release)" >&2
+  rm -rf "$dir" && "$python" -m venv "$dir"
+  "$dir/bin/pip" install --quiet --disable-pip-version-check "homeassistant==$release" ||
+    { echo "setup: could not install Home Assistant $release" >&2; rm -rf "$dir"; return; }
+  # shellcheck disable=SC2046
+  "$dir/bin/pip" install --quiet --disable-pip-version-check $("$dir/bin/python" -c '
+import json, pathlib, homeassistant.components as c
+root = pathlib.Path(c.__file__).parent
+print(" ".join(r for d in ("mqtt", "http", "file_upload") for r in json.loads((root / d / "manifest.json").read_text()).get("requirements", [])))')
+}
+if [ "${1:-}" = "--for-tests" ]; then
+  ha_venv 2024.1.6 python3.11
+  ha_venv 2024.3.3 python3.11
+  ha_venv 2025.4.4 python3.13
+fi

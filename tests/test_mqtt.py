@@ -315,7 +315,9 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
 
     assert len({c["unique_id"] for c in configs.values()}) == len(expected)
     for config in configs.values():
-        assert config["availability_topic"] == f"{P}/availability"
+        # Every entity goes unavailable with the agent; `Current file` also while there is no file.
+        availability = config.get("availability", [{"topic": config.get("availability_topic")}])
+        assert availability[0] == {"topic": f"{P}/availability"}
         assert config["device"] == {
             "identifiers": [f"layerguard_{PRINTER}"],
             "name": f"LayerGuard {PRINTER}",
@@ -329,7 +331,9 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
     calls = configs[f"homeassistant/sensor/{PRINTER}/api_calls_month/config"]
     # Tolerates an agent whose state has no such field yet.
     assert calls["value_template"] == "{{ value_json.api_calls_month | default(none) }}"
-    assert configs[f"homeassistant/sensor/{PRINTER}/last_inspection/config"]["device_class"] == "timestamp"
+    last = configs[f"homeassistant/sensor/{PRINTER}/last_inspection/config"]
+    # Only an inspection fills <p>/inspection: the timestamp sensor never sees a null.
+    assert (last["device_class"], last["state_topic"]) == ("timestamp", f"{P}/inspection")
     # An enum sensor rejects a value missing from its options: every print state must be there.
     states = configs[f"homeassistant/sensor/{PRINTER}/print_state/config"]["options"]
     assert set(states) == {state.value for state in PrintState}

@@ -85,6 +85,7 @@ class MqttBridge(Sink):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_state: str | None = None
         self._last_snapshot: bytes | None = None
+        self._last_inspection: str | None = None
         self._link = ""  # the last connection status logged, so each change is logged once
         self._connected = False
         self._stopping = False
@@ -191,9 +192,12 @@ class MqttBridge(Sink):
             self._dropped_events += 1
 
     def on_inspection(self, jpeg: bytes, inspection: Mapping[str, Any]) -> None:
-        """Publish the last inspected frame (retained) and remember it for every reconnect."""
+        """Publish the last inspected frame and its verdict (both retained) and remember them for
+        every reconnect."""
         self._last_snapshot = jpeg
+        self._last_inspection = json.dumps(inspection, default=_json_default)
         self._publish(self.topics.snapshot, jpeg, qos=0, retain=True)
+        self._publish(self.topics.inspection, self._last_inspection, qos=0, retain=True)
 
     def _publish(
         self, topic: str, payload: str | bytes, *, qos: int, retain: bool
@@ -303,6 +307,8 @@ class MqttBridge(Sink):
             self._publish(self.topics.state, self._last_state, qos=0, retain=True)
         if self._last_snapshot is not None:
             self._publish(self.topics.snapshot, self._last_snapshot, qos=0, retain=True)
+        if self._last_inspection is not None:
+            self._publish(self.topics.inspection, self._last_inspection, qos=0, retain=True)
 
     def _handle_message(self, topic: str, payload: bytes, retain: bool, mid: int, dup: bool) -> None:
         if self._stopping:

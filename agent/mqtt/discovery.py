@@ -3,6 +3,12 @@
 Every entity reads the retained `<p>/state` JSON through a `value_template`, so one state
 message updates them all, and goes unavailable with the agent's `<p>/availability` last will.
 
+Checked with Home Assistant's own MQTT code from 2024.1 to today (tests/test_home_assistant.py).
+Before 2024.10 a sensor turns the rendered text `None` into unknown only when it is numeric (a
+unit or a state class); a timestamp sensor logs `Invalid state message` for it and a text sensor
+shows it. So: numbers carry a state class, `Last inspection` reads `<p>/inspection`, which only an
+inspection ever fills, and `Current file` is unavailable while there is no file.
+
 One retained config topic per entity (`<prefix>/<component>/<printer_id>/<object_id>/config`)
 rather than the device-based `<prefix>/device/<printer_id>/config`: every Home Assistant since
 2021 reads it, and an entity can be removed on its own. Removing the device is one empty
@@ -62,6 +68,19 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
         # An agent older than a field sends no such key: unknown in Home Assistant, not an error.
         return f"{{{{ value_json.{key} | default(none) }}}}"
 
+    def while_set(key: str) -> dict[str, Any]:
+        """Available only while `key` is not null, and while the agent is online."""
+        return {
+            "availability": [
+                {"topic": topics.availability},
+                {
+                    "topic": topics.state,
+                    "value_template": f"{{{{ 'online' if value_json.{key} else 'offline' }}}}",
+                },
+            ],
+            "availability_mode": "all",
+        }
+
     diagnostic = {**from_state, "entity_category": "diagnostic"}
 
     entities: list[tuple[str, str, dict[str, Any]]] = [
@@ -83,7 +102,8 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
             {
                 **from_state,
                 "name": "Print quality",
-                "value_template": "{{ value_json.print_quality }}",
+                "value_template": field("print_quality"),
+                "state_class": "measurement",  # numeric: `None` is unknown on every release
                 "icon": "mdi:star-outline",
             },
         ),
@@ -118,6 +138,7 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
                 "name": "Current file",
                 "value_template": field("file"),
                 "icon": "mdi:file-outline",
+                **while_set("file"),
             },
         ),
         (
@@ -171,8 +192,9 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
             "last_inspection",
             {
                 **diagnostic,
+                "state_topic": topics.inspection,  # never holds a non-timestamp
                 "name": "Last inspection",
-                "value_template": field("last_inspection"),
+                "value_template": "{{ value_json.at }}",
                 "device_class": "timestamp",
             },
         ),
@@ -208,7 +230,15 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
     return [
         DiscoveryConfig(
             topic=f"{discovery_prefix}/{component}/{printer_id}/{object_id}/config",
-            payload={**config, **common, "unique_id": f"layerguard_{printer_id}_{object_id}"},
+            payload={
+                **{
+                    k: v
+                    for k, v in common.items()
+                    if "availability" not in config or k != "availability_topic"
+                },
+                **config,
+                "unique_id": f"layerguard_{printer_id}_{object_id}",
+            },
         )
         for component, object_id, config in entities
     ]

@@ -34,6 +34,11 @@ class Topics:
     def snapshot(self) -> str:
         return f"{self.base}/snapshot"
 
+    @property
+    def inspection(self) -> str:
+        """The last inspection's verdict (retained JSON): only ever sent with a real inspection."""
+        return f"{self.base}/inspection"
+
     def command(self, name: str) -> str:
         """The topic of one of `COMMANDS`."""
         return f"{self.base}/command/{name}"

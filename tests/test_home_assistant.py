@@ -1,0 +1,180 @@
+"""The discovery configs and every state the agent publishes, read by Home Assistant's own MQTT
+code: each release in a `.venv-ha-<release>` (made by `scripts/setup.sh --for-tests`) boots its
+core and MQTT integration against the suite's Mosquitto (tests/ha_harness.py).
+
+Done when no release logs a warning about LayerGuard's messages (`Invalid state message`, a
+template error, a rejected config), no entity ever shows the text `None`, and each state reads
+as it should.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.mqtt.bridge import _json_default
+from agent.mqtt.discovery import PRINT_STATES, discovery_configs
+from agent.mqtt.topics import Topics
+from agent.state import AgentState
+from sim.broker import MosquittoBroker
+
+REPO = Path(__file__).resolve().parent.parent
+HARNESS = Path(__file__).with_name("ha_harness.py")
+VENVS = sorted(p for p in REPO.glob(".venv-ha-*") if (p / "bin" / "python").exists())
+PRINTER = "mk4"
+TOPICS = Topics.for_printer("layerguard", PRINTER)
+INSPECTED_AT = "2026-11-29T14:00:00Z"
+
+if not VENVS:
+    reason = "no Home Assistant venv (.venv-ha-*): run scripts/setup.sh --for-tests"
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{reason}; CI must run these tests")
+    pytestmark = pytest.mark.skip(reason=reason)
+
+
+def state(*bases: dict[str, Any], **fields: Any) -> list[Any]:
+    """The retained state message, encoded as the bridge encodes it."""
+    merged = {k: v for base in bases for k, v in base.items()} | fields
+    return [TOPICS.state, json.dumps(AgentState(**merged).as_payload(), default=_json_default), True]
+
+
+INSPECTION = {
+    "at": INSPECTED_AT,
+    "file": "part.gcode",
+    "progress": 12.5,
+    "score": 7,
+    "print_quality": 9,
+    "warning": False,
+    "pause_suggested": False,
+    "next_inspection": "2026-11-29T14:00:20Z",
+}
+PRINTING = {
+    "print_state": "printing",
+    "file": "part.gcode",
+    "progress": 12.5,
+    "detection": "ok",
+    "camera": "ok",
+    "api_calls_month": 3,
+}
+INSPECTED = {**PRINTING, "score": 7, "print_quality": 9, "last_inspection": INSPECTED_AT}
+# In the agent's order: an inspection's frame and verdict come before the state they cause.
+SCENARIOS: dict[str, list[list[Any]]] = {
+    "offline": [state()],
+    "idle, nothing inspected": [state(print_state="idle")],
+    "printing, not inspected yet": [state(PRINTING, detection="starting")],
+    "printing, inspected": [
+        [TOPICS.inspection, json.dumps(INSPECTION), True],
+        state(INSPECTED),
+    ],
+    "paused by the agent": [
+        state(INSPECTED, print_state="paused", warning=True, pause_suggested=True, paused_by="agent")
+    ],
+    "detection retrying, camera broken": [
+        state(INSPECTED, detection="retrying: timeout", camera="error: connection refused")
+    ],
+    "unknown": [state(print_state="unknown")],
+    "next print started": [state(PRINTING, file="next.gcode", detection="starting")],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("venv", VENVS, ids=[p.name.removeprefix(".venv-ha-") for p in VENVS])
+def test_home_assistant_reads_every_state_without_a_warning(
+    venv: Path, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    configs = discovery_configs("homeassistant", PRINTER, TOPICS)
+    plan = {
+        "broker": [broker.host, broker.port],
+        "http_port": free_port(),
+        "discovery": [[c.topic, json.dumps(c.payload), True] for c in configs]
+        + [[TOPICS.availability, "online", True]],
+        # platform, unique id, and whether `<p>/availability` alone makes it available
+        "unique_ids": [
+            [c.topic.split("/")[1], c.payload["unique_id"], "availability" not in c.payload] for c in configs
+        ],
+        "scenarios": [{"name": name, "messages": messages} for name, messages in SCENARIOS.items()],
+    }
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), str(HARNESS), str(tmp_path / "plan.json")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    release = result["version"]
+
+    ours = [
+        line
+        for line in result["log"]
+        if "layerguard" in line.lower()
+        or line.split()[1].startswith(
+            (
+                "homeassistant.components.mqtt",
+                "homeassistant.components.sensor",
+                "homeassistant.helpers.template",
+            )
+        )
+    ]
+    assert ours == [], f"Home Assistant {release} complained"
+    assert len(result["entities"]) == len(configs), "every discovery config made an entity"
+
+    def read(scenario: str) -> dict[str, str]:
+        states = result["scenarios"][scenario]
+        return {uid.removeprefix(f"layerguard_{PRINTER}_"): s["state"] for uid, s in states.items()}
+
+    for scenario in SCENARIOS:
+        assert "None" not in read(scenario).values(), (release, scenario, read(scenario))
+
+    idle = read("idle, nothing inspected")
+    assert idle["print_state"] == "idle"
+    assert idle["file"] == "unavailable"  # no file: not the text None
+    for unknown in ("failure_score", "print_quality", "progress", "last_inspection"):
+        assert idle[unknown] == "unknown", (release, unknown, idle[unknown])
+    assert (idle["warning"], idle["pause_suggested"], idle["monitoring"]) == ("off", "off", "on")
+
+    printing = read("printing, not inspected yet")
+    assert (printing["file"], printing["progress"], printing["detection"]) == (
+        "part.gcode",
+        "12.5",
+        "starting",
+    )
+    assert printing["last_inspection"] == "unknown"
+
+    inspected = read("printing, inspected")
+    assert inspected["last_inspection"] == "2026-11-29T14:00:00+00:00"
+    assert (inspected["failure_score"], inspected["print_quality"]) == ("7", "9")
+
+    paused = read("paused by the agent")
+    assert (paused["print_state"], paused["warning"], paused["pause_suggested"]) == ("paused", "on", "on")
+
+    broken = read("detection retrying, camera broken")
+    assert (broken["detection"], broken["camera"]) == ("retrying: timeout", "error: connection refused")
+
+    assert read("unknown")["print_state"] == "unknown"
+    assert read("offline")["print_state"] == "offline"
+
+    # A new print clears the verdict; the last inspection stays the last one there was.
+    following = read("next print started")
+    assert (following["failure_score"], following["print_quality"]) == ("unknown", "unknown")
+    assert following["last_inspection"] == "2026-11-29T14:00:00+00:00"
+    assert following["file"] == "next.gcode"
+
+    # Releases that know enum options list them; older ones drop them and still show the state.
+    attributes = result["scenarios"]["idle, nothing inspected"][f"layerguard_{PRINTER}_print_state"]
+    assert attributes.get("options") in (None, PRINT_STATES)
+    print(f"Home Assistant {release}: options {'kept' if attributes.get('options') else 'dropped'}")
