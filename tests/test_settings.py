@@ -231,17 +231,11 @@ def test_a_config_file_saved_as_utf16_is_named(tmp_path: Path) -> None:
         load_settings(path)
 
 
-@pytest.mark.parametrize(
-    ("kind", "make", "reason"), BAD_SECRETS[:2] + BAD_SECRETS[4:5], ids=["unreadable", "utf16", "empty"]
-)
-def test_the_cli_exits_2_with_one_line_for_a_bad_secret(
-    tmp_path: Path, secrets: Path, kind: str, make: Callable[[Path], object], reason: str
-) -> None:
-    """As systemd runs it: exit 2 (RestartPreventExitStatus, no restart loop), one line, no traceback."""
-    make(secrets / "detection__api_key")
-    config = write(tmp_path, '[printer]\nport = "/dev/ttyACM0"\n[detecton]\naction = "warn"\n')
+def run_cli(config: Path, secrets: Path, **env_extra: str) -> list[str]:
+    """`layerguard run` as systemd starts it; asserts exit 2 (RestartPreventExitStatus: no restart
+    loop) and nothing on stdout, and returns the stderr lines."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_")}
-    env["LAYERGUARD_SECRETS_DIR"] = str(secrets)
+    env |= {"LAYERGUARD_SECRETS_DIR": str(secrets), **env_extra}
     done = subprocess.run(
         [sys.executable, "-m", "agent", "run", "--config", str(config)],
         env=env,
@@ -252,7 +246,44 @@ def test_the_cli_exits_2_with_one_line_for_a_bad_secret(
     )
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
+    return done.stderr.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("kind", "make", "reason"), BAD_SECRETS[:2] + BAD_SECRETS[4:5], ids=["unreadable", "utf16", "empty"]
+)
+def test_the_cli_exits_2_with_one_line_for_a_bad_secret(
+    tmp_path: Path, secrets: Path, kind: str, make: Callable[[Path], object], reason: str
+) -> None:
+    make(secrets / "detection__api_key")
+    config = write(tmp_path, '[printer]\nport = "/dev/ttyACM0"\n[detecton]\naction = "warn"\n')
+    lines = run_cli(config, secrets)
+    assert len(lines) == 1, lines
     assert lines[0].startswith(f"layerguard: invalid configuration: {secrets / 'detection__api_key'}: ")
     assert reason in lines[0] and "s3cret" not in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "line"),
+    [
+        (
+            '[detecton]\naction = "warn"',
+            {},
+            "detecton: unknown section; did you mean [detection]?",
+        ),
+        ("", {"LAYERGUARD_MQTT__HOTS": "broker"}, "mqtt.hots: unknown key; did you mean mqtt.host?"),
+        (
+            "",
+            {"LAYERGUARD_WEBCAM__URL": "x"},
+            "LAYERGUARD_WEBCAM__URL: unknown section 'webcam'; the sections are agent, printer,",
+        ),
+    ],
+    ids=["file-section", "env-key", "env-section"],
+)
+def test_the_cli_exits_2_with_one_line_for_an_unknown_setting(
+    tmp_path: Path, secrets: Path, toml: str, env: dict[str, str], line: str
+) -> None:
+    config = write(tmp_path, f'[printer]\nport = "/dev/ttyACM0"\n{toml}\n')
+    lines = run_cli(config, secrets, **env)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"layerguard: invalid configuration: {line}")

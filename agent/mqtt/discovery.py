@@ -1,13 +1,14 @@
 """Home Assistant MQTT discovery: the configs that make a printer appear as one device.
 
-Every entity reads the retained `<p>/state` JSON through a `value_template`, so one state
-message updates them all, and goes unavailable with the agent's `<p>/availability` last will.
+The entities read the retained `<p>/state` JSON through a `value_template`, so one state
+message updates them all, and go unavailable with the agent's `<p>/availability` last will.
 
 Checked with Home Assistant's own MQTT code from 2024.1 to today (tests/test_home_assistant.py).
 Before 2024.10 a sensor turns the rendered text `None` into unknown only when it is numeric (a
 unit or a state class); a timestamp sensor logs `Invalid state message` for it and a text sensor
 shows it. So: numbers carry a state class, `Last inspection` reads `<p>/inspection`, which only an
-inspection ever fills, and `Current file` is unavailable while there is no file.
+inspection ever fills, and `Current file` is unavailable while there is no file. Enum `options`
+came in 2024.9; older releases drop them and show the same states as text.
 
 One retained config topic per entity (`<prefix>/<component>/<printer_id>/<object_id>/config`)
 rather than the device-based `<prefix>/device/<printer_id>/config`: every Home Assistant since
