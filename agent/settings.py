@@ -343,8 +343,16 @@ def _unknown(loc: list[str]) -> str:
         model = annotation
     names = list(model.model_fields)
     if model is Settings:
+        homes = [name for name, field in Settings.model_fields.items() if loc[-1] in _keys(field)]
+        if homes:  # a key written above every [section] line
+            return f"unknown section; {loc[-1]} is a key of [{homes[0]}]: put it under that line"
         return "unknown section" + _suggest(loc[-1], names, "[{}]", "sections")
     return "unknown key" + _suggest(loc[-1], names, ".".join(loc[:-1]) + ".{}", "keys")
+
+
+def _keys(section: FieldInfo) -> list[str]:
+    model = section.annotation
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
 
 
 def _suggest(name: str, choices: list[str], form: str, kind: str, upper: bool = False) -> str:

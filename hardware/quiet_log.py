@@ -24,8 +24,10 @@ REMINDERS_S = (60.0, 600.0, 3600.0, 6 * 3600.0)
 REMINDER_EVERY_S = 24 * 3600.0
 # A condition that changes its reason all the time logs at most this many reasons per episode.
 MAX_REASONS = 8
-# Lines of one kind within this window after the first are counted, not written.
+# Lines of one kind within this window after the first are counted, not written; while the
+# flood goes on, the next windows last 1 min, 10 min, then 1 h each.
 BURST_WINDOW_S = 10.0
+LATER_BURST_WINDOWS_S = (60.0, 600.0, 3600.0)
 MAX_BURST_KINDS = 64
 
 
@@ -55,15 +57,11 @@ class LastingCondition:
         clock: Clock = time.monotonic,
     ) -> None:
         self.log, self.what, self.level, self.clock = logger, what, level, clock
-        self.since: float | None = None
+        self.since: float | None = None  # when the current episode began
         self.failures = 0
         self._reasons: list[str] = []
         self._next_reminder = 0.0
         self._reminders = 0
-
-    @property
-    def active(self) -> bool:
-        return self.since is not None
 
     def failed(self, reason: str) -> None:
         now = self.clock()
@@ -104,12 +102,13 @@ class LastingCondition:
 
 
 class BurstLog:
-    """Writes the first line of a kind (its format string), counts the next ones for
-    `BURST_WINDOW_S`, then writes the count. Kinds are format strings, not rendered text, so
-    junk that differs in every message (500 bad MQTT commands) still collapses into one line.
+    """Writes the first line of a kind (its format string) and counts the next ones; when the
+    window closes it writes the count. A flood that goes on gets ever longer windows (10 s, 1 min,
+    10 min, then 1 h), so it too is a handful of lines; a window without a repeat ends the burst.
 
-    With an asyncio loop running, the count is written when the window closes; otherwise at the
-    next line of that kind or at `flush()`.
+    Kinds are format strings, not rendered text, so junk that differs in every message (500 bad
+    MQTT commands) still collapses into one line. With an asyncio loop running the count is
+    written when its window closes; otherwise at the next line or at `flush()`.
     """
 
     def __init__(self, logger: logging.Logger, *, clock: Clock = time.monotonic) -> None:
@@ -126,43 +125,45 @@ class BurstLog:
         self.log.log(level, msg, *args)
         if len(self._open) < MAX_BURST_KINDS:
             first = (msg % args if args else msg)[:120]
-            self._open[msg] = _Burst(now, level, first)
+            self._open[msg] = _Burst(level, first, now + BURST_WINDOW_S, BURST_WINDOW_S)
             self._arm()
 
     def flush(self, now: float | None = None) -> None:
-        """Write the counts of the bursts whose window has closed."""
+        """Write the counts of the windows that have closed."""
         now = self.clock() if now is None else now
         for msg, burst in list(self._open.items()):
-            if now - burst.first_at >= BURST_WINDOW_S:
+            if now < burst.closes_at:
+                continue
+            if not burst.repeats:
                 del self._open[msg]
-                if burst.repeats:
-                    self.log.log(
-                        burst.level,
-                        '%d more like "%s" in %s',
-                        burst.repeats,
-                        burst.first,
-                        duration(now - burst.first_at),
-                    )
+                continue
+            self.log.log(
+                burst.level, '%d more like "%s" in %s', burst.repeats, burst.first, duration(burst.window_s)
+            )
+            burst.window_s = LATER_BURST_WINDOWS_S[min(burst.windows, len(LATER_BURST_WINDOWS_S) - 1)]
+            burst.closes_at, burst.repeats, burst.windows = now + burst.window_s, 0, burst.windows + 1
 
     def _arm(self) -> None:
-        if self._timer is not None:
+        if self._timer is not None or not self._open:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._timer = loop.call_later(BURST_WINDOW_S, self._on_timer)
+        delay = min(b.closes_at for b in self._open.values()) - self.clock()
+        self._timer = loop.call_later(max(delay, 0.0), self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
         self.flush()
-        if self._open:
-            self._arm()
+        self._arm()
 
 
 @dataclass(slots=True)
 class _Burst:
-    first_at: float
     level: int
     first: str  # the first line, as written
+    closes_at: float
+    window_s: float
     repeats: int = 0
+    windows: int = 0  # closed with a count so far

@@ -53,7 +53,11 @@ async def main(plan: dict[str, Any]) -> dict[str, Any]:
         hass = core.HomeAssistant(config_dir)
         hass.config_entries = config_entries.ConfigEntries(hass, {})
         loader.async_setup(hass)
-        await bootstrap.async_load_base_functionality(hass)
+        if hasattr(bootstrap, "async_load_base_functionality"):  # 2024.2 on
+            await bootstrap.async_load_base_functionality(hass)
+        else:
+            await bootstrap.load_registries(hass)
+            await hass.config_entries.async_initialize()
         hass.auth = await auth_manager_from_config(hass, [], [])
         assert await async_setup_component(hass, "homeassistant", {})
         # MQTT needs `http`: on loopback, on a port the test chose.

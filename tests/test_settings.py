@@ -135,7 +135,7 @@ def test_shipped_config_documents_every_key_with_its_default() -> None:
     [
         ('[detecton]\napi_key = "k"', "detecton: unknown section; did you mean [detection]?"),
         ("[frobnicate]\nx = 1", "frobnicate: unknown section; the sections are agent, printer,"),
-        ('log_level = "DEBUG"', "log_level: unknown section"),
+        ('log_level = "DEBUG"', "log_level: unknown section; log_level is a key of [agent]: put it under"),
         ('[detection]\napi_kye = "k"', "detection.api_kye: unknown key; did you mean detection.api_key?"),
         ("[camera]\nzoom = 2", "camera.zoom: unknown key; the keys are source, width,"),
     ],
