@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from test_end_to_end import running, until
 
 from agent.assembly import build_agent
 from agent.detection.timing import DetectionTiming
+from agent.detection.verdict import DetectionError
+from hardware.camera.base import CameraError
 from sim.broker import MosquittoBroker
 from sim.mqtt_probe import MqttProbe
 from sim.world import SimWorld, sim_world
@@ -99,3 +102,23 @@ async def test_the_monthly_budget_stops_inspections_and_says_so(
         assert payload["error_type"] == "BUDGET_REACHED" and payload["stopped"] is True
         assert "monthly_budget" in payload["message"]
     assert len([c for c in world.service.calls if c.endpoint == "process"]) == 2
+
+
+async def test_a_lasting_camera_or_detection_failure_is_one_line_until_it_ends(
+    world: SimWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The inspection loop reports every failed attempt; the log tells the change, not each one."""
+    agent = build_agent(world.settings(tmp_path, printer_id="detect"), timing=TIMING)
+    caplog.set_level(logging.INFO, logger="agent")
+    for _ in range(50):
+        agent._on_failure(CameraError("http://cam/snapshot: connection refused"), None)
+    assert agent.state.camera == "error: http://cam/snapshot: connection refused"
+    for _ in range(50):  # the camera works again: the service is what fails now
+        agent._on_failure(DetectionError("TIMEOUT", "no answer within 30 s", 5.0), None)
+    assert agent.state.detection == "retrying: TIMEOUT"
+    lines = [r.getMessage() for r in caplog.records if r.name == "agent"]
+    assert len(lines) == 3, lines
+    assert lines[0] == "Camera: http://cam/snapshot: connection refused"
+    assert lines[1].startswith("Camera: working again after 0 s (50 failed attempts)")
+    assert lines[2].startswith("Detection retrying: ")
+    await agent.detector.aclose()
