@@ -221,4 +221,6 @@ async def test_two_agents_on_one_broker_never_collide(
     assert {c["state_topic"] for c in configs if "state_topic" in c} == {
         "layerguard/e2e/state",
         "layerguard/e2e-b/state",
+        "layerguard/e2e/inspection",
+        "layerguard/e2e-b/inspection",
     }
