@@ -150,13 +150,18 @@ async def test_state_is_retained_and_events_are_not(make_bridge, mqtt_probe) -> 
     assert late.messages(f"{P}/event") == []
 
 
-async def test_snapshot_bytes_arrive_intact(make_bridge, mqtt_probe) -> None:
+async def test_snapshot_bytes_and_the_inspection_arrive_intact(make_bridge, mqtt_probe) -> None:
     jpeg = b"\xff\xd8" + os.urandom(200_000) + b"\xff\xd9"
-    probe = mqtt_probe(f"{P}/snapshot")
+    inspection = {"at": "2026-11-29T14:00:00Z", "score": 7, "print_quality": 9, "file": "part.gcode"}
+    probe = mqtt_probe(f"{P}/#")
     bridge = make_bridge()
-    bridge.on_inspection(jpeg, {})  # before the connection is up: sent on connect
+    bridge.on_inspection(jpeg, inspection)  # before the connection is up: sent on connect
     message = await probe.wait_for(f"{P}/snapshot")
     assert message.payload == jpeg
+    # Retained, and only ever sent with an inspection: Last inspection's timestamp reads it.
+    assert json.loads((await probe.wait_for(f"{P}/inspection")).payload) == inspection
+    late = await mqtt_probe(f"{P}/inspection").wait_for(f"{P}/inspection")
+    assert json.loads(late.payload) == inspection and late.retain
 
 
 async def test_commands_reach_on_command_on_the_loop_thread(make_bridge, mqtt_probe, commands) -> None:
