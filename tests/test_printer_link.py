@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -208,6 +209,25 @@ async def test_missing_port_is_retried_until_the_printer_appears(tmp_path: Path,
         with VirtualPrinter(port=port):
             await events.wait_for(K.CONNECTED)
     assert events.kinds() == [K.DISCONNECTED, K.CONNECTED], "one DISCONNECTED however many retries"
+
+
+async def test_an_outage_is_logged_when_it_starts_and_when_it_ends(
+    tmp_path: Path, events: Events, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = str(tmp_path / "ttyACM0")
+    caplog.set_level(logging.INFO, logger="hardware.printer.link")
+    async with running(port, events):
+        await events.wait_for(K.DISCONNECTED)
+        await asyncio.sleep(0.5)  # the outage: about ten attempts, 0.05 s apart
+        with VirtualPrinter(port=port):
+            await events.wait_for(K.CONNECTED)
+    lines = [
+        r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING or "again" in r.getMessage()
+    ]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"printer on {port}: unavailable (cannot open")
+    attempts = int(lines[1].split("(")[1].split()[0])
+    assert lines[1].startswith(f"printer on {port}: working again after 0 s (") and attempts >= 5
 
 
 async def test_lost_device_is_reported_and_reconnected(tmp_path: Path, events: Events) -> None:
