@@ -56,7 +56,7 @@ class Agent:
         self._published: dict[str, Any] | None = None
         # A broken camera or detection link is retried every few seconds for as long as it lasts.
         self._camera_trouble = LastingCondition(log, "Camera")
-        self._detection_trouble = LastingCondition(log, "Detection retrying")
+        self._detection_trouble = LastingCondition(log, "Detection")
         self._commands_log = BurstLog(log)  # a burst of MQTT commands is one line and a count
 
     async def run(self) -> None:
@@ -227,7 +227,7 @@ class Agent:
             if exc.stopped:
                 log.error("Detection stopped: %s", exc)
             else:
-                self._detection_trouble.failed(str(exc))
+                self._detection_trouble.failed(f"retrying: {exc}")
             self.state.detection = f"{verb}: {exc.error_type}"
             self._emit("detection_error", error_type=exc.error_type, message=exc.message, stopped=exc.stopped)
         self._state_changed()

@@ -120,5 +120,5 @@ async def test_a_lasting_camera_or_detection_failure_is_one_line_until_it_ends(
     assert len(lines) == 3, lines
     assert lines[0] == "Camera: http://cam/snapshot: connection refused"
     assert lines[1].startswith("Camera: working again after 0 s (50 failed attempts)")
-    assert lines[2].startswith("Detection retrying: ")
+    assert lines[2].startswith("Detection: retrying: ")
     await agent.detector.aclose()
