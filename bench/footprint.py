@@ -54,7 +54,7 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
                 Path(tmp) / "agent",
                 printer_id=PRINTER_ID,
                 printer_port=printer.port,
-                frames=write_camera_frames(Path(tmp) / "frames"),
+                camera=f"dir:{write_camera_frames(Path(tmp) / 'frames')}",
                 api_url=service.base_url,
                 broker=broker,
             ) as agent:

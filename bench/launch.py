@@ -103,7 +103,7 @@ class AgentProcess:
         *,
         printer_id: str,
         printer_port: str,
-        frames: Path,
+        camera: str,
         api_url: str,
         broker: MosquittoBroker,
         notify_socket: Path | None = None,
@@ -114,7 +114,7 @@ class AgentProcess:
         self.config.write_text(
             f'[agent]\nprinter_id = "{printer_id}"\nstate_dir = "{directory / "state"}"\n'
             f'[printer]\nport = "{printer_port}"\n'
-            f'[camera]\nsource = "dir:{frames}"\n'
+            f'[camera]\nsource = "{camera}"\n'
             f'[detection]\napi_url = "{api_url}"\n'
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
         )

@@ -24,8 +24,10 @@ class AnswerTooLarge(Exception):
     """The answer was (or declared it would be) larger than the caller's cap; the rest was not read."""
 
     def __init__(self, limit: int, declared: int | None) -> None:
-        size = f"{declared} bytes" if declared is not None else "more"
-        super().__init__(f"the answer is {size}, over the {limit}-byte cap")
+        if declared is not None and declared > limit:
+            super().__init__(f"the answer declares {declared} bytes, over the {limit}-byte cap")
+        else:
+            super().__init__(f"the answer runs past the {limit}-byte cap")
         self.limit = limit
         self.declared = declared
 

@@ -295,6 +295,13 @@ class GadgetStandIn:
                 raise TimeoutError(f"{len(self._calls)} of {count} calls within {timeout} s")
             return list(self._calls)
 
+    def wait_for_drips_cut(self, count: int, timeout: float) -> list[float]:
+        """Block until the client has hung up on `count` dripped answers; TimeoutError if not."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.drips_cut_after_s) >= count, timeout):
+                raise TimeoutError(f"{len(self.drips_cut_after_s)} of {count} drips cut within {timeout} s")
+            return list(self.drips_cut_after_s)
+
     def _serve(self, request: _Request) -> Reply:
         """Decide the reply and record the call; runs on a handler thread."""
         reply = self._take_fault(request)
@@ -445,6 +452,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 with stand_in._cond:
                     stand_in.drips_cut_after_s.append(time.monotonic() - received_at)
+                    stand_in._cond.notify_all()
                 return
             if stand_in._stopping.wait(seconds_per_byte):
                 self.close_connection = True

@@ -33,7 +33,8 @@ class SnapshotServer:
         self.progress = progress
         self.failure_at = failure_at
         self.size = (width, height)
-        self.frames_served = 0
+        self.frames_served = 0  # requests for /snapshot, whatever their fault
+        self._served = threading.Condition()
         self.fault: Fault | None = None  # may be changed while running
         self.drip_s = 2.0
         self._stopping = threading.Event()
@@ -61,10 +62,19 @@ class SnapshotServer:
     ) -> None:
         self.stop()
 
+    def wait_for_frames(self, count: int, timeout: float) -> None:
+        """Block until `count` snapshots have been asked for; TimeoutError if not within `timeout`."""
+        with self._served:
+            if not self._served.wait_for(lambda: self.frames_served >= count, timeout):
+                raise TimeoutError(f"{self.frames_served} of {count} snapshots asked for within {timeout} s")
+
     def _frame(self) -> bytes:
-        self.frames_served += 1
+        with self._served:
+            self.frames_served += 1
+            self._served.notify_all()
+            seed = self.frames_served
         width, height = self.size
-        return render_frame(self.progress(), self.failure_at, width, height, seed=self.frames_served)
+        return render_frame(self.progress(), self.failure_at, width, height, seed=seed)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self

@@ -117,9 +117,10 @@ def rotate_jpeg(data: bytes, degrees: int, quality: int) -> bytes:
 
 
 def frame_too_large(size: int | None) -> str:
-    """The camera error for a frame over MAX_CAMERA_FRAME_BYTES, the same from every backend."""
-    what = f"{size} bytes" if size is not None else "larger"
+    """The camera error for a frame over MAX_CAMERA_FRAME_BYTES (`size` None: not known, as its
+    reading stopped at the cap), the same from every backend."""
+    what = f"is {size} bytes, over" if size is not None else "runs past"
     return (
-        f"the camera frame is {what}, over the {MAX_CAMERA_FRAME_BYTES} bytes accepted; "
+        f"the camera frame {what} the {MAX_CAMERA_FRAME_BYTES} bytes accepted; "
         "lower the camera's resolution or JPEG quality"
     )

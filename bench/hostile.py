@@ -1,0 +1,119 @@
+"""The hostile-input figure: peak memory of one `layerguard run` fed what an unkind camera and
+network send, with production timing and caps, printed next to its idle memory.
+
+In order, during one print: the HTTP camera serves a 20 MB frame with its Content-Length, then
+one without (read up to the cap, then dropped), then sane frames; after the first verdict the
+detection stand-in answers Process with 32 MiB (with, then without its Content-Length) and then
+drips an answer one byte every 2 s. The agent's memory high-water mark (VmHWM) is read after all
+of it; the drip also yields how long the call was held open (the whole-call deadline, 30 s).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench import procstat
+from bench.footprint import SETTLE_S
+from bench.launch import API_KEY, CAMERA_SIZE, AgentProcess, state_is
+from bench.report import Row, below
+from sim.broker import MosquittoBroker
+from sim.gadget_service import Call, GadgetStandIn, Reply
+from sim.mqtt_probe import MqttProbe
+from sim.snapshot_server import SnapshotServer
+from sim.virtual_printer import VirtualPrinter, default_gcode
+
+FILE = "hostile.gcode"
+PRINTER_ID = "bench-hostile"
+INTERVAL_S = 5
+HUGE_ANSWER_BYTES = 32 * 1024 * 1024
+DRIP_S = 2.0  # seconds per byte, as in the issue's report
+DEADLINE_S = 30.0  # DetectionTiming.request_timeout_s
+WAIT_S = 60.0  # production retry delays: 5 s camera, 5 s doubling for detection
+
+
+def measure(broker: MosquittoBroker, drip: bool = True) -> list[Row]:
+    """`drip=False` leaves out the slow answer (30 s of it), for --quick."""
+    with (
+        tempfile.TemporaryDirectory(prefix="layerguard-bench-") as tmp,
+        VirtualPrinter(files={FILE: default_gcode()}, print_duration_s=3600, heat_duration_s=0.5) as printer,
+        GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S) as service,
+        SnapshotServer(lambda: 0.3, None, *CAMERA_SIZE) as camera,
+    ):
+        camera.fault = "huge"
+        camera.drip_s = DRIP_S
+        probe = MqttProbe(broker.host, broker.port)
+        try:
+            probe.subscribe(f"layerguard/{PRINTER_ID}/state")
+            with AgentProcess(
+                Path(tmp) / "agent",
+                printer_id=PRINTER_ID,
+                printer_port=printer.port,
+                camera=camera.url,
+                api_url=service.base_url,
+                broker=broker,
+            ) as agent:
+                agent.wait_for_state(probe, state_is("print_state", "idle"), WAIT_S)
+                time.sleep(SETTLE_S)  # as the footprint's idle window: start-up's tail is not idling
+                idle = procstat.sample(agent.pid)
+                printer.panel_start(FILE)
+                _attack(camera, service, drip)
+                final = procstat.sample(agent.pid)
+                status = agent.stop()
+                if status != 0:
+                    raise RuntimeError(f"layerguard run exited {status}:\n{agent.log_tail()}")
+        finally:
+            probe.close()
+    fed = "20 MB frames and 32 MiB answers, each with and without Content-Length"
+    rows = [
+        Row(
+            "peak RSS (VmHWM) under hostile input",
+            "MB",
+            [final.peak_rss_mb],
+            below(64, "MB"),
+            f"{fed}{', an answer dripped 1 byte/2 s' if drip else ''}; "
+            f"RSS idle before: {idle.rss_mb:.1f} MB, peak before: {idle.peak_rss_mb:.1f} MB",
+        )
+    ]
+    if drip:
+        rows.append(
+            Row(
+                "slow answer: Process call held open",
+                "s",
+                service.drips_cut_after_s,
+                below(DEADLINE_S + DRIP_S + 1, "s"),
+                f"whole-call deadline {DEADLINE_S:g} s; the stand-in sees the hang-up at its next byte",
+            )
+        )
+    return rows
+
+
+def _attack(camera: SnapshotServer, service: GadgetStandIn, drip: bool) -> None:
+    camera.wait_for_frames(1, WAIT_S)
+    camera.fault = "huge_undeclared"
+    camera.wait_for_frames(2, WAIT_S)
+    # Frame 3 may still be a refused one if the agent asked before this line: wait for a sane one.
+    camera.fault = None
+    seen = _wait_process(service, lambda call: call.status == 200, 0)
+    service.inject(Reply.huge(HUGE_ANSWER_BYTES), region="primary")
+    service.inject(Reply.huge(HUGE_ANSWER_BYTES, declare_length=False), region="fallback")
+    if drip:
+        service.inject(Reply.drip(DRIP_S), region="fallback")
+    for _ in range(3 if drip else 2):
+        seen = _wait_process(service, lambda call: True, seen)
+    if drip:
+        service.wait_for_drips_cut(1, DEADLINE_S + WAIT_S)
+
+
+def _wait_process(service: GadgetStandIn, match: Callable[[Call], bool], seen: int) -> int:
+    """Block until a Process call after the first `seen` ones matches; returns the count up to it."""
+    while True:
+        everything = service.calls
+        calls = [call for call in everything if call.endpoint == "process"]
+        found = next((index for index in range(seen, len(calls)) if match(calls[index])), None)
+        if found is not None:
+            return found + 1
+        seen = len(calls)
+        service.wait_for_calls(len(everything) + 1, WAIT_S)
