@@ -6,6 +6,7 @@ one without (read up to the cap, then dropped), then sane frames; after the firs
 detection stand-in answers Process with 32 MiB (with, then without its Content-Length) and then
 drips an answer one byte every 2 s. The agent's memory high-water mark (VmHWM) is read after all
 of it; the drip also yields how long the call was held open (the whole-call deadline, 30 s).
+Beside it, what the check that keeps broken frames from being paid for costs per frame.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from bench import procstat
 from bench.footprint import SETTLE_S
 from bench.launch import API_KEY, CAMERA_SIZE, AgentProcess, state_is
 from bench.report import Row, below
+from hardware.camera.jpeg import fit_jpeg
 from sim.broker import MosquittoBroker
+from sim.frames import render_frame
 from sim.gadget_service import Call, GadgetStandIn, Reply
 from sim.mqtt_probe import MqttProbe
 from sim.snapshot_server import SnapshotServer
@@ -77,6 +80,7 @@ def measure(broker: MosquittoBroker, drip: bool = True) -> list[Row]:
             f"RSS idle before: {idle.rss_mb:.1f} MB, peak before: {idle.peak_rss_mb:.1f} MB",
         )
     ]
+    rows.append(_check_cost())
     if drip:
         rows.append(
             Row(
@@ -88,6 +92,23 @@ def measure(broker: MosquittoBroker, drip: bool = True) -> list[Row]:
             )
         )
     return rows
+
+
+def _check_cost(repeats: int = 20) -> Row:
+    """fit_jpeg on frames of the default size: a full decode at 1/8 scale, in this process."""
+    frames = [render_frame(0.1 + i / 10, 0.5, *CAMERA_SIZE, seed=i) for i in range(5)]
+    samples = []
+    for frame in frames * repeats:
+        started = time.perf_counter()
+        fit_jpeg(frame)
+        samples.append(1000 * (time.perf_counter() - started))
+    return Row(
+        "frame check before a Process call",
+        "ms",
+        samples,
+        note=f"fit_jpeg: decode at 1/8 scale; {CAMERA_SIZE[0]}x{CAMERA_SIZE[1]} frames, clean and failed",
+        digits=2,
+    )
 
 
 def _attack(camera: SnapshotServer, service: GadgetStandIn, drip: bool) -> None:
