@@ -18,13 +18,12 @@ from pathlib import Path
 
 from bench import procstat
 from bench.footprint import SETTLE_S
-from bench.launch import API_KEY, CAMERA_SIZE, AgentProcess, state_is
+from bench.launch import API_KEY, CAMERA_SIZE, state_is, watched_agent
 from bench.report import Row, below
 from hardware.camera.jpeg import fit_jpeg
 from sim.broker import MosquittoBroker
 from sim.frames import render_frame
 from sim.gadget_service import Call, GadgetStandIn, Reply
-from sim.mqtt_probe import MqttProbe
 from sim.snapshot_server import SnapshotServer
 from sim.virtual_printer import VirtualPrinter, default_gcode
 
@@ -47,28 +46,20 @@ def measure(broker: MosquittoBroker, drip: bool = True) -> list[Row]:
     ):
         camera.fault = "huge"
         camera.drip_s = DRIP_S
-        probe = MqttProbe(broker.host, broker.port)
-        try:
-            probe.subscribe(f"layerguard/{PRINTER_ID}/state")
-            with AgentProcess(
-                Path(tmp) / "agent",
-                printer_id=PRINTER_ID,
-                printer_port=printer.port,
-                camera=camera.url,
-                api_url=service.base_url,
-                broker=broker,
-            ) as agent:
-                agent.wait_for_state(probe, state_is("print_state", "idle"), WAIT_S)
-                time.sleep(SETTLE_S)  # as the footprint's idle window: start-up's tail is not idling
-                idle = procstat.sample(agent.pid)
-                printer.panel_start(FILE)
-                _attack(camera, service, drip)
-                final = procstat.sample(agent.pid)
-                status = agent.stop()
-                if status != 0:
-                    raise RuntimeError(f"layerguard run exited {status}:\n{agent.log_tail()}")
-        finally:
-            probe.close()
+        with watched_agent(
+            Path(tmp) / "agent",
+            printer_id=PRINTER_ID,
+            printer_port=printer.port,
+            camera=camera.url,
+            api_url=service.base_url,
+            broker=broker,
+        ) as (agent, probe):
+            agent.wait_for_state(probe, state_is("print_state", "idle"), WAIT_S)
+            time.sleep(SETTLE_S)  # as the footprint's idle window: start-up's tail is not idling
+            idle = procstat.sample(agent.pid)
+            printer.panel_start(FILE)
+            _attack(camera, service, drip)
+            final = procstat.sample(agent.pid)
     fed = "20 MB frames and 32 MiB answers, each with and without Content-Length"
     rows = [
         Row(

@@ -35,7 +35,6 @@ class AnswerTooLarge(Exception):
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
-    reason: str
     headers: httpx.Headers
     body: bytes
 
@@ -67,7 +66,7 @@ async def bounded_request(
             if body.tell() + len(chunk) > max_bytes:
                 raise AnswerTooLarge(max_bytes, declared)
             body.write(chunk)
-    return Answer(response.status_code, response.reason_phrase, response.headers, body.getvalue())
+    return Answer(response.status_code, response.headers, body.getvalue())
 
 
 def _content_length(response: httpx.Response) -> int | None:
