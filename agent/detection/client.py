@@ -30,6 +30,7 @@ from agent.store import JsonRecord
 from hardware.bounded_http import IDENTITY, AnswerTooLarge, bounded_request
 from hardware.camera.base import CameraError
 from hardware.camera.jpeg import fit_jpeg
+from hardware.quiet_log import LastingCondition
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ class GadgetClient:
         self._stopped: DetectionError | None = None
         self._failures = 0  # attempts in a row without an answer we could use
         self._last_odd: tuple[float | None] | None = None  # the odd interval logged last
-        self._oversized = False  # answers are being refused for their size (logged when it starts and ends)
+        # A server answering with megabytes does so on every call: logged when it starts and ends.
+        self._oversized = LastingCondition(log, "Gadget answers")
 
     async def open_context(self, print_file: str | None) -> float:
         """A print began, or was found running after a restart: continue the context kept for it,
@@ -232,11 +234,11 @@ class GadgetClient:
             message = f"no whole answer within {deadline_s:g} s"
             raise self._error("TIMEOUT", message, retry_s, routing=True) from exc
         except AnswerTooLarge as exc:
-            self._note_oversized(True, str(exc))
+            self._oversized.failed(f"refused unread: {exc}")
             raise self._error("TOO_LARGE", str(exc), retry_s, routing=True) from None
         except httpx.HTTPError as exc:
             raise self._error("NETWORK", f"{type(exc).__name__}: {exc}", retry_s, routing=True) from exc
-        self._note_oversized(False)
+        self._oversized.recovered()
         try:
             body = json.loads(answer.body)
         except ValueError:
@@ -251,14 +253,6 @@ class GadgetClient:
             raise self._api_error(status, body["ErrorType"], str(body.get("ErrorDetails") or ""), retry_s)
         kind = "SERVER_ERROR" if status >= 500 else "BAD_RESPONSE"
         raise self._error(kind, f"HTTP {status} without the documented error body", retry_s, routing=True)
-
-    def _note_oversized(self, oversized: bool, why: str = "") -> None:
-        """A server answering with megabytes does so on every call: say it once, and when it stops."""
-        if oversized and not self._oversized:
-            log.warning("Gadget answers are refused unread: %s (logged again when they shrink)", why)
-        elif self._oversized and not oversized:
-            log.info("Gadget answers are of normal size again")
-        self._oversized = oversized
 
     def _api_error(self, status: int, error_type: str, details: str, retry_s: float) -> DetectionError:
         message = f"HTTP {status}: {details}"
