@@ -1,6 +1,8 @@
 """The discovery configs and every state the agent publishes, read by Home Assistant's own MQTT
 code: each release in a `.venv-ha-<release>` (made by `scripts/setup.sh --for-tests`) boots its
-core and MQTT integration against the suite's Mosquitto (tests/ha_harness.py).
+core and MQTT integration against the suite's Mosquitto (tests/ha_harness.py). The states are
+those a real agent published through a print it paused, and the rarer ones it can publish
+(unknown, offline, a broken camera), made from the agent's own state type.
 
 Done when no release logs a warning about LayerGuard's messages (`Invalid state message`, a
 template error, a rejected config), no entity ever shows the text `None`, and each state reads
@@ -9,20 +11,26 @@ as it should.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_end_to_end import TIMING, running, until
 
+from agent.assembly import build_agent
 from agent.mqtt.bridge import _json_default
 from agent.mqtt.discovery import PRINT_STATES, discovery_configs
 from agent.mqtt.topics import Topics
 from agent.state import AgentState
 from sim.broker import MosquittoBroker
+from sim.mqtt_probe import MqttProbe
+from sim.world import SimWorld, sim_world
 
 REPO = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).with_name("ha_harness.py")
@@ -90,25 +98,76 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture
+def world(broker: MosquittoBroker) -> Iterator[SimWorld]:
+    with sim_world(
+        file="benchy.gcode",
+        failure_at=0.2,
+        print_duration_s=20.0,
+        interval_s=1,
+        heat_duration_s=0.5,
+        pause_delay_s=0.3,
+        frame_size=(320, 240),
+        broker=broker,
+    ) as made:
+        yield made
+
+
+async def record_a_failing_print(
+    world: SimWorld, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """What the real agent publishes from idle through a print it pauses to the print's end: its
+    discovery configs, and every `<p>/state` and `<p>/inspection` message, in order."""
+    probe = mqtt_probe(f"{TOPICS.base}/#", "homeassistant/#")
+    agent = build_agent(world.settings(tmp_path, printer_id=PRINTER), timing=TIMING)
+    async with running(agent):
+        await until(agent, lambda s: s.print_state == "idle")
+        world.printer.panel_start("benchy.gcode")
+        await until(agent, lambda s: s.paused_by == "agent", within=30)
+        world.printer.panel_stop()
+        await until(agent, lambda s: s.print_state == "idle")
+    # Home Assistant starts as on a fresh broker: no inspection yet (the scenarios replay them).
+    probe.publish(TOPICS.inspection, b"", retain=True)
+    discovery = [[m.topic, m.payload.decode(), True] for m in probe.messages("homeassistant/+/+/+/config")]
+    published = [
+        [m.topic, m.payload.decode(), True]
+        for m in probe.messages(f"{TOPICS.base}/+")
+        if m.topic in (TOPICS.state, TOPICS.inspection) and m.payload
+    ]
+    return discovery, published
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("venv", RELEASES)
-def test_home_assistant_reads_every_state_without_a_warning(
-    venv: Path, broker: MosquittoBroker, tmp_path: Path
+async def test_home_assistant_reads_every_state_without_a_warning(
+    venv: Path,
+    world: SimWorld,
+    broker: MosquittoBroker,
+    mqtt_probe: Callable[..., MqttProbe],
+    tmp_path: Path,
 ) -> None:
+    discovery, published = await record_a_failing_print(world, mqtt_probe, tmp_path)
     configs = discovery_configs("homeassistant", PRINTER, TOPICS)
+    assert sorted(discovery) == sorted([c.topic, json.dumps(c.payload), True] for c in configs)
+    recorded = {
+        f"recorded {i}: {json.loads(payload).get('print_state', 'inspection')}": [[topic, payload, retain]]
+        for i, (topic, payload, retain) in enumerate(published)
+    }
     plan = {
         "broker": [broker.host, broker.port],
         "http_port": free_port(),
-        "discovery": [[c.topic, json.dumps(c.payload), True] for c in configs]
-        + [[TOPICS.availability, "online", True]],
+        "discovery": [*discovery, [TOPICS.availability, "online", True]],
         # platform, unique id, and whether `<p>/availability` alone makes it available
         "unique_ids": [
             [c.topic.split("/")[1], c.payload["unique_id"], "availability" not in c.payload] for c in configs
         ],
-        "scenarios": [{"name": name, "messages": messages} for name, messages in SCENARIOS.items()],
+        "scenarios": [
+            {"name": name, "messages": messages} for name, messages in {**SCENARIOS, **recorded}.items()
+        ],
     }
     (tmp_path / "plan.json").write_text(json.dumps(plan))
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [str(venv / "bin" / "python"), str(HARNESS), str(tmp_path / "plan.json")],
         capture_output=True,
         text=True,
@@ -138,8 +197,11 @@ def test_home_assistant_reads_every_state_without_a_warning(
         states = result["scenarios"][scenario]
         return {uid.removeprefix(f"layerguard_{PRINTER}_"): s["state"] for uid, s in states.items()}
 
-    for scenario in SCENARIOS:
+    for scenario in [*SCENARIOS, *recorded]:
         assert "None" not in read(scenario).values(), (release, scenario, read(scenario))
+    seen = [read(scenario) for scenario in recorded]
+    assert {"idle", "printing", "paused"} <= {states["print_state"] for states in seen}
+    assert any(states["last_inspection"] not in ("unknown", "unavailable") for states in seen)
 
     idle = read("idle, nothing inspected")
     assert idle["print_state"] == "idle"
