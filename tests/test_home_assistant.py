@@ -240,4 +240,5 @@ async def test_home_assistant_reads_every_state_without_a_warning(
     # Releases that know enum options list them; older ones drop them and still show the state.
     attributes = result["scenarios"]["idle, nothing inspected"][f"layerguard_{PRINTER}_print_state"]
     assert attributes.get("options") in (None, PRINT_STATES)
-    print(f"Home Assistant {release}: options {'kept' if attributes.get('options') else 'dropped'}")
+    kept = "kept" if attributes.get("options") else "dropped"
+    print(f"Home Assistant {release}: {len(recorded)} recorded messages read cleanly; enum options {kept}")
