@@ -91,11 +91,19 @@ async def main(plan: dict[str, Any]) -> dict[str, Any]:
         async def on_sync(message: Any) -> None:
             synced.put_nowait(message.payload)
 
-        await mqtt.async_subscribe(hass, SYNC_TOPIC, on_sync)
-        async with asyncio.timeout(WAIT_S):  # subscriptions reach the broker after a short debounce
-            while synced.empty():
-                await mqtt.async_publish(hass, SYNC_TOPIC, "hello", qos=0, retain=False)
-                await asyncio.sleep(0.2)
+        async def subscribed(topic: str) -> None:
+            """Subscribe `topic` and return once it works. Home Assistant sends subscriptions in
+            batches, in order, after a short debounce: when this one works, so does every
+            subscription asked for before it."""
+            await mqtt.async_subscribe(hass, topic, on_sync)
+            async with asyncio.timeout(WAIT_S):
+                while synced.empty():
+                    await mqtt.async_publish(hass, topic, "hello", qos=0, retain=False)
+                    await asyncio.sleep(0.2)
+            while not synced.empty():
+                synced.get_nowait()
+
+        await subscribed(SYNC_TOPIC)
 
         async def publish_all(messages: list[list[Any]], marker: str) -> None:
             for topic, payload, retain in messages:
@@ -121,6 +129,8 @@ async def main(plan: dict[str, Any]) -> dict[str, Any]:
                 hass.states.get(e) is None or hass.states.get(e).state == "unavailable" for e in plain
             ):
                 await asyncio.sleep(0.05)
+        await hass.async_block_till_done()  # every entity has asked for its topics
+        await subscribed(f"{SYNC_TOPIC}/ready")
         result: dict[str, Any] = {"version": ha_version, "entities": entities, "scenarios": {}}
         for scenario in plan["scenarios"]:
             await publish_all(scenario["messages"], scenario["name"])
