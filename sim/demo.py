@@ -1,4 +1,5 @@
-"""`layerguard demo`: the real agent against the simulated world, from first layer to auto-pause.
+"""`layerguard demo`: the real agent against the simulated world, from first layer to auto-pause,
+ending with the print report (the timeline picture) written to a file.
 
 Everything the agent touches is real transport: the virtual printer is on a pseudo-terminal, the
 webcam and the detection stand-in are HTTP servers on loopback, and the broker is a Mosquitto
@@ -21,6 +22,7 @@ from agent.app import Agent
 from agent.assembly import build_agent
 from agent.detection.timing import DetectionTiming
 from agent.logs import setup_logging
+from agent.outputs import Sink
 from sim.broker import MosquittoBroker, MosquittoNotFound
 from sim.mqtt_probe import MqttProbe
 from sim.world import SimWorld, sim_world
@@ -36,6 +38,22 @@ DEMO_TIMING = DetectionTiming(
     request_timeout_s=5, first_success_retry_s=2, interval_floor_s=1, interval_ceiling_s=60, default_retry_s=2
 )
 DEADLINE_S = 110.0
+REPORT_DEADLINE_S = 60.0  # the report worker's first matplotlib start builds its font cache
+REPORT_PATH = Path(tempfile.gettempdir()) / "layerguard-demo-report.png"
+
+
+class _ReportCatcher(Sink):
+    """Keeps the picture the agent publishes (the same one `<p>/report` gets)."""
+
+    name = "demo-report"
+
+    def __init__(self) -> None:
+        self.png: bytes | None = None
+        self.arrived = asyncio.Event()
+
+    def on_report(self, png: bytes, print_id: str | None = None) -> None:
+        self.png = png
+        self.arrived.set()
 
 
 def run_demo() -> int:
@@ -73,15 +91,18 @@ async def _demo() -> int:
             world.service.base_url,
         )
         agent = build_agent(world.settings(state_dir, printer_id=PRINTER_ID), timing=DEMO_TIMING)
+        catcher = _ReportCatcher()
+        agent.outputs.add(catcher)
         started = time.monotonic()
         agent_task = asyncio.create_task(agent.run(), name="agent")
         try:
             paused = await _story(agent, world)
+            report = await _report(catcher) if paused else None
         finally:
             agent_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await agent_task
-        _summary(agent, world, probe, time.monotonic() - started, paused)
+        _summary(agent, world, probe, time.monotonic() - started, paused, report)
         return 0 if paused else 1
 
 
@@ -110,7 +131,28 @@ async def _story(agent: Agent, world: SimWorld) -> bool:
     return world.printer.state == "paused"
 
 
-def _summary(agent: Agent, world: SimWorld, probe: MqttProbe | None, elapsed: float, paused: bool) -> None:
+async def _report(catcher: _ReportCatcher) -> Path | None:
+    """The timeline picture LayerGuard drew of the paused print, written where the user can open it."""
+    log.info("Waiting for the print report (drawn by a worker process)")
+    try:
+        async with asyncio.timeout(REPORT_DEADLINE_S):
+            await catcher.arrived.wait()
+    except TimeoutError:
+        log.error("No print report within %.0f s", REPORT_DEADLINE_S)
+        return None
+    assert catcher.png is not None
+    await asyncio.to_thread(REPORT_PATH.write_bytes, catcher.png)
+    return REPORT_PATH
+
+
+def _summary(
+    agent: Agent,
+    world: SimWorld,
+    probe: MqttProbe | None,
+    elapsed: float,
+    paused: bool,
+    report: Path | None,
+) -> None:
     state, printer = agent.state, world.printer
     pause_commands = [c for c in printer.received if c.split()[0] in ("M25", "M24")]
     lines = [
@@ -132,5 +174,7 @@ def _summary(agent: Agent, world: SimWorld, probe: MqttProbe | None, elapsed: fl
             f"  MQTT events     {', '.join(events)}",
             f"  last snapshot   {len(snapshots[-1].payload) // 1024 if snapshots else 0} KiB JPEG",
         ]
+    if report is not None:
+        lines.append(f"  print report    {report} (the picture on <p>/report; open it)")
     lines.append(f"  took            {elapsed:.0f} s")
     print("\n".join(lines), flush=True)

@@ -158,6 +158,20 @@ async def test_snapshot_bytes_arrive_intact(make_bridge, mqtt_probe) -> None:
     assert message.payload == jpeg
 
 
+async def test_report_is_retained_and_sent_again_to_a_fresh_broker(make_bridge, mqtt_probe, broker) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(50_000)
+    probe = mqtt_probe(f"{P}/report")
+    bridge = make_bridge()
+    bridge.on_report(png, "7")
+    message = await probe.wait_for(f"{P}/report")
+    assert message.payload == png and message.retain
+    probe.close()
+    broker.stop()  # no persistence: the retained copy is gone with it
+    broker.start()
+    late = mqtt_probe(f"{P}/report")
+    assert (await late.wait_for(f"{P}/report", timeout_s=20)).payload == png
+
+
 async def test_commands_reach_on_command_on_the_loop_thread(make_bridge, mqtt_probe, commands) -> None:
     probe = mqtt_probe(f"{P}/availability")
     make_bridge()
@@ -273,6 +287,7 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
             ("button", "resume"),
             ("switch", "monitoring"),
             ("image", "snapshot"),
+            ("image", "report"),
         ]
     }
     for topic in expected:
@@ -315,6 +330,12 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
     )
     image = configs[f"homeassistant/image/{PRINTER}/snapshot/config"]
     assert (image["image_topic"], image["content_type"]) == (f"{P}/snapshot", "image/jpeg")
+    report = configs[f"homeassistant/image/{PRINTER}/report/config"]
+    assert (report["name"], report["image_topic"], report["content_type"]) == (
+        "Print report",
+        f"{P}/report",
+        "image/png",
+    )
 
     probe.clear()
     probe.publish("homeassistant/status", "online")
