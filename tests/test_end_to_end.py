@@ -222,3 +222,34 @@ async def test_two_agents_on_one_broker_never_collide(
         "layerguard/e2e/state",
         "layerguard/e2e-b/state",
     }
+
+
+async def test_a_paused_print_leaves_its_history_and_the_report_on_mqtt_is_the_one_the_cli_draws(
+    world: SimWorld,
+    mqtt_probe: Callable[..., MqttProbe],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from agent.cli import main
+
+    probe = mqtt_probe(f"{PREFIX}/report")
+    agent = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
+    async with running(agent):
+        await until(agent, lambda s: s.print_state == "idle")
+        world.printer.panel_start("benchy.gcode")
+        await until(agent, lambda s: s.paused_by == "agent", within=30)
+        await probe.wait_for(f"{PREFIX}/report", timeout_s=60)  # the worker starts matplotlib
+    held = await mqtt_probe(f"{PREFIX}/report").wait_for(f"{PREFIX}/report")  # what a late subscriber gets
+    assert held.retain and held.payload[:8] == b"\x89PNG\r\n\x1a\n"
+    config = tmp_path / "layerguard.toml"
+    config.write_text(f'[agent]\nstate_dir = "{tmp_path}"\n')
+    assert await asyncio.to_thread(main, ["history", "--config", str(config), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    calls = len(world.service.calls)
+    assert (listed["file"], listed["outcome"], listed["pauses"]) == ("benchy.gcode", "paused_by_agent", 1)
+    assert listed["peak_score"] >= 50 and listed["warnings"] == 1
+    assert 3 <= listed["inspections"] <= calls and listed["api_calls"] <= calls
+    out = tmp_path / "r.png"
+    assert await asyncio.to_thread(main, ["report", "last", "--config", str(config), "--out", str(out)]) == 0
+    assert out.read_bytes() == held.payload
+    assert list((tmp_path / "history" / "evidence" / str(listed["id"])).glob("*.jpg"))

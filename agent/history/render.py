@@ -34,6 +34,7 @@ WIDTH_IN, DPI = 8.0, 150  # 1200 px wide
 HEADER_IN, OVERVIEW_IN, CHART_IN, STRIP_IN = 1.15, 1.3, 3.0, 1.95
 # A close-up of the eventful stretch is drawn when that stretch is less than this share of the print.
 FOCUS_MAX_SHARE = 0.35
+LABEL_CHAR_WIDTH = 0.0135  # of the chart's width, one character of a moment's label
 MAX_FRAMES = 4  # in the strip; more would be too small to see on a phone
 THUMB_PX = 480
 INK, MUTED, GRID = "#1f2933", "#616e7c", "#e4e7eb"
@@ -301,27 +302,36 @@ def _moments(timeline: Timeline) -> list[Marker]:
 
 
 def _markers(ax: Axes, markers: list[Marker], window: tuple[float, float], labels: bool) -> None:
+    """A line per moment; a label per moment near the bottom, where the score of a print that
+    is still fine leaves room, moved up a row when it would cover an earlier label."""
     from matplotlib import dates
 
     start, end = window
     span = max(end - start, 1.0)
     labelled: set[str] = set()
-    last_x, row = -1.0, 0
+    rows: list[list[tuple[float, float]]] = []
     for m in sorted(markers, key=lambda m: m.at):
-        when = _local(m.at)
-        ax.axvline(dates.date2num(when), color=m.color, linestyle=m.style, linewidth=1.8, zorder=2)
+        when = dates.date2num(_local(m.at))
+        ax.axvline(when, color=m.color, linestyle=m.style, linewidth=1.8, zorder=2)
         if not labels or not start <= m.at <= end or (m.label == "warning" and m.label in labelled):
             continue
         labelled.add(m.label)
-        x = (m.at - start) / span
-        row = row + 1 if x - last_x < 0.3 else 0  # labels close in time stack downwards
-        last_x = x
+        x, width = (m.at - start) / span, LABEL_CHAR_WIDTH * (len(m.label) + 2)
+        left = x + width <= 1.0
+        extent = (x, x + width) if left else (x - width, x)
+        row = next(
+            (n for n, taken in enumerate(rows) if all(extent[1] < a or extent[0] > b for a, b in taken)),
+            len(rows),
+        )
+        if row == len(rows):
+            rows.append([])
+        rows[row].append(extent)
         ax.text(
-            dates.date2num(when),
-            100 - 11 * row,
+            when,
+            4 + 11 * row,
             f" {m.label} ",
-            ha="right" if x > 0.6 else "left",
-            va="top",
+            ha="left" if left else "right",
+            va="bottom",
             fontsize=10,
             weight="bold",
             color="white",

@@ -275,10 +275,15 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:
-    """A connection that never writes, safe beside the running agent."""
+    """A connection that never writes, safe beside the running agent.
+
+    Without a write-ahead log the agent is not writing (it removes the log when it closes), and the
+    file is opened as immutable: a plain read-only open would leave `-wal` and `-shm` files owned by
+    whoever ran the command (root, say), which the agent's own user could then not open."""
     if not path.is_file():
         raise HistoryMissing(f"{path}: no history yet (it is created when the agent first runs)")
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    idle = not path.with_name(path.name + "-wal").exists()
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if idle else ''}", uri=True)
 
 
 def list_prints(conn: sqlite3.Connection, limit: int | None = None) -> list[PrintRow]:
