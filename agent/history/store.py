@@ -274,7 +274,8 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
 # -- reading (the CLI, the report worker) ------------------------------------------------------
 
 
-def connect_readonly(path: Path) -> sqlite3.Connection:
+@contextmanager
+def connect_readonly(path: Path) -> Iterator[sqlite3.Connection]:
     """A connection that never writes, safe beside the running agent.
 
     Without a write-ahead log the agent is not writing (it removes the log when it closes), and the
@@ -283,7 +284,11 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise HistoryMissing(f"{path}: no history yet (it is created when the agent first runs)")
     idle = not path.with_name(path.name + "-wal").exists()
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if idle else ''}", uri=True)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if idle else ''}", uri=True)
+    try:
+        yield conn
+    finally:
+        conn.close()  # at once: an open reader keeps the agent from removing its log on exit
 
 
 def list_prints(conn: sqlite3.Connection, limit: int | None = None) -> list[PrintRow]:
