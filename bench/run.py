@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fleet, footprint, octoprint, reaction, startup, upload
+from bench import fleet, footprint, history, octoprint, reaction, startup, upload
 from bench.procstat import Window
 from bench.report import Row, Skipped, render
 from sim.broker import MosquittoBroker, MosquittoNotFound
 
-FIGURES = ("upload", "startup", "reaction", "footprint", "octoprint", "fleet")
+FIGURES = ("upload", "startup", "reaction", "footprint", "octoprint", "fleet", "history")
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
 
@@ -35,10 +35,12 @@ class Plan:
     octoprint_window_s: float
     fleet_sizes: tuple[int, ...]
     fleet_window_s: float
+    history_hours: int  # of simulated monitoring
+    renders: int  # of the report worker, after one that builds the font cache
 
 
-FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30)
-QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8)
+FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, 4, 5)
+QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, 1, 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,6 +117,10 @@ def _fleet(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return rows
 
 
+def _history(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    return list(history.measure(plan.history_hours, plan.renders))
+
+
 _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "upload": _upload,
     "startup": _startup,
@@ -122,6 +128,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "footprint": _footprint,
     "octoprint": _octoprint,
     "fleet": _fleet,
+    "history": _history,
 }
 
 

@@ -35,8 +35,8 @@ class Evidence:
         self._ring.clear()
         self._after_left = 0
 
-    def inspected(self, print_id: int, inspection_id: int, jpeg: bytes, flagged: bool) -> None:
-        frame = (print_id, inspection_id, jpeg)
+    def inspected(self, print_id: int, seq: int, jpeg: bytes, flagged: bool) -> None:
+        frame = (print_id, seq, jpeg)
         if flagged:
             self._ring.append(frame)
             for kept in self._ring:
@@ -49,14 +49,14 @@ class Evidence:
         else:
             self._ring.append(frame)
 
-    def _keep(self, print_id: int, inspection_id: int, jpeg: bytes) -> None:
+    def _keep(self, print_id: int, seq: int, jpeg: bytes) -> None:
         if not jpeg or self.max_bytes <= 0:
             return
-        relative = f"{print_id}/{inspection_id}.jpg"
+        relative = f"{print_id}/{seq}.jpg"
         path = self.folder / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(jpeg)  # a frame cut short by a power loss is only a frame the report skips
-        self.db.set_frame(inspection_id, relative, len(jpeg))
+        self.db.set_frame(print_id, seq, relative, len(jpeg))
 
     def prune(self) -> None:
         """Delete the oldest frames until the folder is within `max_evidence_mb`."""
@@ -65,9 +65,9 @@ class Evidence:
             oldest = self.db.oldest_frames(PRUNE_BATCH)
             if not oldest:
                 break
-            for inspection_id, relative, size in oldest:
+            for print_id, seq, relative, size in oldest:
                 (self.folder / relative).unlink(missing_ok=True)
-                self.db.set_frame(inspection_id, None)
+                self.db.set_frame(print_id, seq, None)
                 total -= size
                 if total <= self.max_bytes:
                     break

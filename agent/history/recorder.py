@@ -87,13 +87,14 @@ class Recorder:
         if current is None:  # no print seen starting: nothing to file it under
             return
         at = _when(inspection, self.clock)
-        inspection_id = self.db.add_inspection(current.row.id, at, dict(inspection))
+        current.add("inspections")
+        seq = current.get("inspections")
+        self.db.add_inspection(current.row.id, seq, at, dict(inspection))
         score = int(inspection.get("score") or 0)
         peak = current.get("peak_score")
         current.set(last_at=at, peak_score=score if peak is None else max(peak, score))
-        current.add("inspections")
         flagged = bool(inspection.get("warning") or inspection.get("pause_suggested"))
-        self.evidence.inspected(current.row.id, inspection_id, jpeg, flagged)
+        self.evidence.inspected(current.row.id, seq, jpeg, flagged)
 
     def event(self, event: Mapping[str, Any]) -> None:
         kind = str(event.get("type"))

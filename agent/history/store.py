@@ -48,9 +48,11 @@ CREATE TABLE IF NOT EXISTS prints (
     pauses INTEGER NOT NULL DEFAULT 0,
     resumes INTEGER NOT NULL DEFAULT 0
 );
+-- Clustered by print: an inspection's insert touches one leaf page (a rowid table and an index
+-- on print_id would touch two, plus sqlite_sequence with AUTOINCREMENT): fewer bytes on the card.
 CREATE TABLE IF NOT EXISTS inspections (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
     print_id INTEGER NOT NULL REFERENCES prints(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,                   -- 1, 2, ... within the print
     at REAL NOT NULL,
     score INTEGER NOT NULL,
     print_quality INTEGER,
@@ -58,12 +60,12 @@ CREATE TABLE IF NOT EXISTS inspections (
     pause_suggested INTEGER NOT NULL,
     progress REAL,
     frame TEXT,                             -- evidence JPEG, relative to the evidence folder
-    frame_bytes INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS inspections_by_print ON inspections(print_id, at);
-CREATE INDEX IF NOT EXISTS inspections_with_frame ON inspections(id) WHERE frame IS NOT NULL;
+    frame_bytes INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (print_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS inspections_with_frame ON inspections(print_id, seq) WHERE frame IS NOT NULL;
 CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     print_id INTEGER REFERENCES prints(id) ON DELETE CASCADE,
     at REAL NOT NULL,
     type TEXT NOT NULL,
@@ -99,7 +101,7 @@ class PrintRow:
 
 @dataclass(frozen=True, slots=True)
 class InspectionRow:
-    id: int
+    seq: int
     at: float
     score: int
     print_quality: int | None
@@ -190,12 +192,13 @@ class HistoryWriter:
 
     # -- inspections and events ---------------------------------------------------------------
 
-    def add_inspection(self, print_id: int, at: float, inspection: dict[str, Any]) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO inspections (print_id, at, score, print_quality, warning, pause_suggested, progress)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    def add_inspection(self, print_id: int, seq: int, at: float, inspection: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT INTO inspections (print_id, seq, at, score, print_quality, warning, pause_suggested,"
+            " progress) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 print_id,
+                seq,
                 at,
                 int(inspection.get("score") or 0),
                 inspection.get("print_quality"),
@@ -204,12 +207,11 @@ class HistoryWriter:
                 inspection.get("progress"),
             ),
         )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
 
-    def set_frame(self, inspection_id: int, frame: str | None, size: int = 0) -> None:
+    def set_frame(self, print_id: int, seq: int, frame: str | None, size: int = 0) -> None:
         self.conn.execute(
-            "UPDATE inspections SET frame = ?, frame_bytes = ? WHERE id = ?", (frame, size, inspection_id)
+            "UPDATE inspections SET frame = ?, frame_bytes = ? WHERE print_id = ? AND seq = ?",
+            (frame, size, print_id, seq),
         )
 
     def add_event(self, print_id: int | None, at: float, event_type: str, data: dict[str, Any]) -> None:
@@ -225,17 +227,12 @@ class HistoryWriter:
             "SELECT COALESCE(SUM(frame_bytes), 0) FROM inspections WHERE frame IS NOT NULL"
         ).fetchone()[0]
 
-    def oldest_frames(self, limit: int) -> list[tuple[int, str, int]]:
+    def oldest_frames(self, limit: int) -> list[tuple[int, int, str, int]]:
         return self.conn.execute(
-            "SELECT id, frame, frame_bytes FROM inspections WHERE frame IS NOT NULL ORDER BY id LIMIT ?",
+            "SELECT print_id, seq, frame, frame_bytes FROM inspections WHERE frame IS NOT NULL"
+            " ORDER BY print_id, seq LIMIT ?",
             (limit,),
         ).fetchall()
-
-    def frames_of(self, print_id: int) -> list[str]:
-        rows = self.conn.execute(
-            "SELECT frame FROM inspections WHERE print_id = ? AND frame IS NOT NULL", (print_id,)
-        ).fetchall()
-        return [row[0] for row in rows]
 
     def db_bytes(self) -> int:
         """Bytes the tables and indexes use (free pages not counted: they are reused or vacuumed)."""
@@ -315,8 +312,8 @@ def find_print(conn: sqlite3.Connection, ref: str) -> PrintRow:
 
 def load_timeline(conn: sqlite3.Connection, print_row: PrintRow) -> Timeline:
     inspections = conn.execute(
-        "SELECT id, at, score, print_quality, warning, pause_suggested, progress, frame"
-        " FROM inspections WHERE print_id = ? ORDER BY at, id",
+        "SELECT seq, at, score, print_quality, warning, pause_suggested, progress, frame"
+        " FROM inspections WHERE print_id = ? ORDER BY seq",
         (print_row.id,),
     ).fetchall()
     events = conn.execute(
@@ -325,8 +322,8 @@ def load_timeline(conn: sqlite3.Connection, print_row: PrintRow) -> Timeline:
     return Timeline(
         print_row,
         [
-            InspectionRow(id_, at, score, quality, bool(warn), bool(pause), progress, frame)
-            for id_, at, score, quality, warn, pause, progress, frame in inspections
+            InspectionRow(seq, at, score, quality, bool(warn), bool(pause), progress, frame)
+            for seq, at, score, quality, warn, pause, progress, frame in inspections
         ],
         [EventRow(at, kind, json.loads(data)) for at, kind, data in events],
     )
