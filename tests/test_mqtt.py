@@ -162,14 +162,16 @@ async def test_report_is_retained_and_sent_again_to_a_fresh_broker(make_bridge, 
     png = b"\x89PNG\r\n\x1a\n" + os.urandom(50_000)
     probe = mqtt_probe(f"{P}/report")
     bridge = make_bridge()
-    bridge.on_report(png, "7")
-    message = await probe.wait_for(f"{P}/report")
-    assert message.payload == png and message.retain
+    bridge.on_report(png, "7")  # before the connection is up: sent on connect
+    assert (await probe.wait_for(f"{P}/report")).payload == png
     probe.close()
     broker.stop()  # no persistence: the retained copy is gone with it
     broker.start()
+    back = mqtt_probe(f"{P}/availability")
+    await back.wait_for(f"{P}/availability", b"online", timeout_s=20)  # announced again, report too
     late = mqtt_probe(f"{P}/report")
-    assert (await late.wait_for(f"{P}/report", timeout_s=20)).payload == png
+    message = await late.wait_for(f"{P}/report")
+    assert message.payload == png and message.retain
 
 
 async def test_commands_reach_on_command_on_the_loop_thread(make_bridge, mqtt_probe, commands) -> None:
