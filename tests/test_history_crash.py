@@ -4,24 +4,23 @@ the same print: a real `layerguard run` process, SIGKILL, a pty printer that pri
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from agent.history.store import connect_readonly, db_path
-from sim.broker import MosquittoBroker
-from sim.frames import write_frames
 from sim.gadget_service import GadgetStandIn
 from sim.mqtt_probe import MqttProbe
 from sim.virtual_printer import VirtualPrinter, default_gcode
 
-API_KEY = "crash-secret-key-0123456789"
+if TYPE_CHECKING:
+    from conftest import RunSetup
+
 STATE = "layerguard/crash/state"
 
 
@@ -35,17 +34,10 @@ def inspections_and_prints(state_dir: Path) -> tuple[int, list[tuple[int, str, s
 
 @pytest.mark.slow
 def test_sigkill_mid_print_loses_at_most_the_last_inspection_and_the_print_goes_on(
-    tmp_path: Path, broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe]
+    run_setup: RunSetup, mqtt_probe: Callable[..., MqttProbe]
 ) -> None:
-    frames = tmp_path / "frames"
-    write_frames(frames, 4, failure_at=None)
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / "detection__api_key").write_text(API_KEY)
-    state_dir = tmp_path / "state"
+    state_dir, env = run_setup.state_dir, run_setup.env
     probe = mqtt_probe(STATE)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_")}
-    env["LAYERGUARD_SECRETS_DIR"] = str(secrets)
 
     def calls_at_least(n: int) -> Callable[[bytes], bool]:
         return lambda p: json.loads(p)["score"] is not None and json.loads(p)["api_calls_month"] >= n
@@ -54,17 +46,9 @@ def test_sigkill_mid_print_loses_at_most_the_last_inspection_and_the_print_goes_
         VirtualPrinter(
             files={"long.gcode": default_gcode()}, print_duration_s=300, heat_duration_s=0.3
         ) as printer,
-        GadgetStandIn(api_key=API_KEY, interval=5) as service,
+        GadgetStandIn(api_key=run_setup.api_key, interval=5) as service,
     ):
-        config = tmp_path / "layerguard.toml"
-        config.write_text(
-            f'[agent]\nprinter_id = "crash"\nstate_dir = "{state_dir}"\n'
-            f'[printer]\nport = "{printer.port}"\n'
-            f'[camera]\nsource = "dir:{frames}"\n'
-            f'[detection]\napi_url = "{service.base_url}"\n'
-            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-        )
-        command = [sys.executable, "-m", "agent", "run", "--config", str(config)]
+        command = run_setup.command(printer, service, "crash")
         agent = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
         try:
             probe.wait_for_blocking(STATE, lambda p: json.loads(p)["print_state"] == "idle")
