@@ -35,6 +35,7 @@ HEADER_IN, OVERVIEW_IN, CHART_IN, STRIP_IN = 1.15, 1.3, 3.0, 1.95
 # A close-up of the eventful stretch is drawn when that stretch is less than this share of the print.
 FOCUS_MAX_SHARE = 0.35
 LABEL_CHAR_WIDTH = 0.0135  # of the chart's width, one character of a moment's label
+DENSE_INSPECTIONS = 150
 MAX_FRAMES = 4  # in the strip; more would be too small to see on a phone
 THUMB_PX = 480
 INK, MUTED, GRID = "#1f2933", "#616e7c", "#e4e7eb"
@@ -219,7 +220,8 @@ def _chart(
         times = [_local(i.at) for i in inspections]
         scores = [i.score for i in inspections]
         ax.fill_between(times, scores, color=SCORE, alpha=0.12, linewidth=0)
-        ax.plot(times, scores, color=SCORE, linewidth=2.2 if labels else 1.4, zorder=3)
+        dense = len(inspections) > DENSE_INSPECTIONS  # a long print: a thinner line stays readable
+        ax.plot(times, scores, color=SCORE, linewidth=2.2 if labels and not dense else 1.3, zorder=3)
         if labels:
             for flag, color, size in (
                 ("warning", COLORS["warning"], 40),
