@@ -1,5 +1,6 @@
 """`layerguard demo`: the real agent against the simulated world, from first layer to auto-pause,
-ending with the print report (the timeline picture) written to a file.
+ending with the print report (the timeline picture) written to a file. Its state directory stays
+in the temp folder until the next demo, so `layerguard history` can be tried on it.
 
 Everything the agent touches is real transport: the virtual printer is on a pseudo-terminal, the
 webcam and the detection stand-in are HTTP servers on loopback, and the broker is a Mosquitto
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -39,7 +41,11 @@ DEMO_TIMING = DetectionTiming(
 )
 DEADLINE_S = 110.0
 REPORT_DEADLINE_S = 60.0  # the report worker's first matplotlib start builds its font cache
-REPORT_PATH = Path(tempfile.gettempdir()) / "layerguard-demo-report.png"
+# Kept after the demo (and cleared when it starts again), so that `layerguard history` and
+# `layerguard report` can be tried on the demo's print with the config file written there.
+DEMO_DIR = Path(tempfile.gettempdir()) / "layerguard-demo"
+REPORT_PATH = DEMO_DIR / "report.png"
+CONFIG_PATH = DEMO_DIR / "layerguard.toml"
 
 
 class _ReportCatcher(Sink):
@@ -66,7 +72,7 @@ def run_demo() -> int:
 
 async def _demo() -> int:
     with ExitStack() as stack:
-        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerguard-demo-")))
+        state_dir = _fresh_state_dir()
         broker = _start_broker(stack)
         world = stack.enter_context(
             sim_world(
@@ -104,6 +110,17 @@ async def _demo() -> int:
                 await agent_task
         _summary(agent, world, probe, time.monotonic() - started, paused, report)
         return 0 if paused else 1
+
+
+def _fresh_state_dir() -> Path:
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    state_dir = DEMO_DIR / "state"
+    state_dir.mkdir(parents=True)
+    CONFIG_PATH.write_text(
+        "# Written by `layerguard demo`: only for `layerguard history` and `report` on its print.\n"
+        f'[agent]\nprinter_id = "{PRINTER_ID}"\nstate_dir = "{state_dir}"\n'
+    )
+    return state_dir
 
 
 def _start_broker(stack: ExitStack) -> MosquittoBroker | None:
@@ -175,6 +192,9 @@ def _summary(
             f"  last snapshot   {len(snapshots[-1].payload) // 1024 if snapshots else 0} KiB JPEG",
         ]
     if report is not None:
-        lines.append(f"  print report    {report} (the picture on <p>/report; open it)")
+        lines += [
+            f"  print report    {report} (the picture on <p>/report; open it)",
+            f"  history         layerguard history --config {CONFIG_PATH}",
+        ]
     lines.append(f"  took            {elapsed:.0f} s")
     print("\n".join(lines), flush=True)
