@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import procstat
-from bench.launch import API_KEY, AgentProcess, state_is, write_camera_frames
+from bench.launch import API_KEY, AgentProcess, state_is, watched_agent, write_camera_frames
 from bench.report import Row, at_least, below
 from bench.slack import slack_by_context
 from sim.broker import MosquittoBroker
@@ -47,23 +47,15 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
         VirtualPrinter(files={FILE: default_gcode()}, print_duration_s=3600, heat_duration_s=0.5) as printer,
         GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S) as service,
     ):
-        probe = MqttProbe(broker.host, broker.port)
-        try:
-            probe.subscribe(f"layerguard/{PRINTER_ID}/state")
-            with AgentProcess(
-                Path(tmp) / "agent",
-                printer_id=PRINTER_ID,
-                printer_port=printer.port,
-                frames=write_camera_frames(Path(tmp) / "frames"),
-                api_url=service.base_url,
-                broker=broker,
-            ) as agent:
-                rows, idle = _phases(agent, printer, service, probe, phases)
-                status = agent.stop()
-                if status != 0:
-                    raise RuntimeError(f"layerguard run exited {status}:\n{agent.log_tail()}")
-        finally:
-            probe.close()
+        with watched_agent(
+            Path(tmp) / "agent",
+            printer_id=PRINTER_ID,
+            printer_port=printer.port,
+            camera=f"dir:{write_camera_frames(Path(tmp) / 'frames')}",
+            api_url=service.base_url,
+            broker=broker,
+        ) as (agent, probe):
+            rows, idle = _phases(agent, printer, service, probe, phases)
         slack = [s for per_context in slack_by_context(service.calls).values() for s in per_context]
     rows.insert(
         0,

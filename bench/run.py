@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fleet, footprint, history, octoprint, reaction, startup, upload
+from bench import fleet, footprint, history, hostile, octoprint, reaction, startup, upload
 from bench.procstat import Window
 from bench.report import Row, Skipped, render
 from sim.broker import MosquittoBroker, MosquittoNotFound
 
-FIGURES = ("upload", "startup", "reaction", "footprint", "octoprint", "fleet", "history")
+FIGURES = ("upload", "startup", "reaction", "footprint", "hostile", "octoprint", "fleet", "history")
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
 
@@ -35,12 +35,13 @@ class Plan:
     octoprint_window_s: float
     fleet_sizes: tuple[int, ...]
     fleet_window_s: float
+    hostile_drip: bool  # the slow answer takes the whole 30 s deadline
     history_hours: int  # of simulated monitoring
     renders: int  # of the report worker, after one that builds the font cache
 
 
-FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, 4, 5)
-QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, 1, 1)
+FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, True, 4, 5)
+QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, False, 1, 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,6 +102,11 @@ def _footprint(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(rows)
 
 
+def _hostile(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    with MosquittoBroker() as broker:
+        return list(hostile.measure(broker, drip=plan.hostile_drip))
+
+
 def _octoprint(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     if not idle:
         return [
@@ -126,6 +132,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "startup": _startup,
     "reaction": _reaction,
     "footprint": _footprint,
+    "hostile": _hostile,
     "octoprint": _octoprint,
     "fleet": _fleet,
     "history": _history,

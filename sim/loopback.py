@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, BinaryIO
+
+_CHUNK = 64 * 1024
+
+
+def write_padding(out: BinaryIO, size: int, byte: bytes = b"x") -> None:
+    """`size` copies of `byte`, written in chunks: a huge answer that the stand-in never holds."""
+    while size > 0:
+        out.write(byte * min(_CHUNK, size))
+        size -= _CHUNK
 
 
 class LoopbackHTTPServer(ThreadingHTTPServer):
