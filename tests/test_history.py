@@ -3,6 +3,7 @@ and what `layerguard history` / `report` make of it. Synthetic streams with an i
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,7 +14,10 @@ import pytest
 from agent.cli import main
 from agent.history.evidence import Evidence
 from agent.history.recorder import Recorder
+from agent.history.sink import HistorySink
 from agent.history.store import EVIDENCE_DIR, HistoryWriter, connect_readonly, db_path, list_prints
+from agent.history.worker import render_in_worker
+from agent.settings import HistorySection
 
 JPEG = b"\xff\xd8" + bytes(3000) + b"\xff\xd9"
 MB = 1024 * 1024
@@ -40,6 +44,7 @@ class World:
             self.db.close()
         path = db_path(self.state_dir)
         self.db = HistoryWriter(path)
+        self.db.conn.execute("PRAGMA synchronous = OFF")  # thousands of commits: no fsync each here
         self.evidence = Evidence(
             path.parent / EVIDENCE_DIR, self.db, 3, 2, int(self.bounds["max_evidence_mb"] * MB)
         )
@@ -259,3 +264,32 @@ def test_commands_without_a_history_or_with_a_bad_config(
     bad.write_text("[history]\nkeep_days = 0\n")
     assert main(["history", "--config", str(bad)]) == 2
     assert "history.keep_days" in capsys.readouterr().err
+
+
+# -- the sink and the worker, when things go wrong ------------------------------------------------
+
+
+async def test_a_state_dir_that_cannot_hold_a_history_is_reported_and_nothing_else_stops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the state directory should be")
+    sink = HistorySink(HistorySection(), blocker)
+    sink.start(asyncio.get_running_loop())
+    sink.on_event({"type": "print_started", "at": iso(T0), "file": "a.gcode"})
+    sink.on_inspection(JPEG, {"at": iso(T0 + 20), "score": 5})
+    await sink.stop()
+    assert "cannot open" in caplog.text and "no history is kept in this run" in caplog.text
+
+
+async def test_a_report_worker_out_of_time_is_killed_and_one_that_fails_says_why(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.failing_print()
+    path = db_path(world.state_dir)
+    assert await render_in_worker(path, 1, timeout_s=0.05) is None
+    assert "took longer than" in caplog.text
+    assert await render_in_worker(path, 99, timeout_s=60) is None
+    assert "no print 99" in caplog.text
+    png = await render_in_worker(path, 1, timeout_s=60)
+    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,6 +8,7 @@ such as no history yet or no such print, with one plain line saying so.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import sys
 from datetime import datetime
@@ -27,10 +28,11 @@ def history(config: str | None, as_json: bool, limit: int) -> int:
             prints = list_prints(conn, limit)
     except (LookupError, sqlite3.Error) as exc:
         return _fail(f"{exc}" if isinstance(exc, LookupError) else f"{path}: {exc}")
-    if as_json:
-        print(json.dumps([_as_json(p) for p in prints], indent=2))
-    else:
-        print(_table(prints) if prints else "No prints in the history yet.")
+    text = json.dumps([_as_json(p) for p in prints], indent=2) if as_json else _table(prints)
+    try:
+        print(text if prints or as_json else "No prints in the history yet.", flush=True)
+    except BrokenPipeError:  # `layerguard history | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
 
 
