@@ -6,6 +6,7 @@ from agent.app import Agent
 from agent.detection.client import GadgetClient
 from agent.detection.timing import DetectionTiming
 from agent.detection.usage import UsageMeter
+from agent.history.sink import HistorySink
 from agent.mqtt.bridge import MqttBridge
 from agent.settings import Settings
 from agent.store import JsonRecord
@@ -52,6 +53,8 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
     agent = Agent(settings, open_camera(settings.camera), detector, make_printer)
     if settings.mqtt.enabled:
         agent.outputs.add(MqttBridge(settings.mqtt, settings.agent.printer_id, agent.on_command))
+    if settings.history.enabled:
+        agent.outputs.add(HistorySink(settings.history, state_dir, agent.outputs.on_report))
     return agent
 
 

@@ -1,4 +1,6 @@
-"""The `layerguard` command: run, demo, doctor, health. Exit codes: 0 ok, 2 invalid configuration, 1 other."""
+"""The `layerguard` command: run, demo, doctor, health, history, report.
+
+Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
@@ -36,7 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--config", metavar="FILE", help=config_help)
     health = sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)")
     health.add_argument("--config", metavar="FILE", help=config_help)
+    history = sub.add_parser("history", help="list the prints, newest first")
+    history.add_argument("--config", metavar="FILE", help=config_help)
+    history.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    history.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N prints (20)")
+    report = sub.add_parser("report", help="write the timeline picture of a print as a PNG")
+    report.add_argument(
+        "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
+    )
+    report.add_argument("--config", metavar="FILE", help=config_help)
+    report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="where to write it")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return int(text)
 
 
 # Heavy modules are imported per command, so that `layerguard --help` answers at once on a Pi Zero.
@@ -51,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo()
         if args.command == "health":
             return health(args.config)
+        if args.command in ("history", "report"):
+            from agent.history import commands
+
+            if args.command == "history":
+                return commands.history(args.config, args.json, args.limit)
+            return commands.report(args.config, args.print_ref, args.out)
         from agent.doctor import run_doctor
 
         return run_doctor(args.config)

@@ -39,6 +39,10 @@ class Topics:
         """The last inspection's verdict (retained JSON): only ever sent with a real inspection."""
         return f"{self.base}/inspection"
 
+    @property
+    def report(self) -> str:
+        return f"{self.base}/report"
+
     def command(self, name: str) -> str:
         """The topic of one of `COMMANDS`."""
         return f"{self.base}/command/{name}"
