@@ -26,6 +26,7 @@ from agent.history.store import EVIDENCE_DIR, HistoryWriter, db_path
 from agent.history.worker import render_in_worker
 from agent.outputs import Sink
 from agent.settings import HistorySection
+from hardware.quiet_log import LastingCondition
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class HistorySink(Sink):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_calls: int | None = None
         self._dropped = 0
-        self._failing = False
+        # A failing SD card or a full disk lasts: logged when it starts, now and then, and when it ends.
+        self._unwritable = LastingCondition(log, f"History {self.db_path}", level=logging.ERROR)
         self._pending_report: int | None = None
         self._render_task: asyncio.Task[None] | None = None
 
@@ -158,13 +160,9 @@ class HistorySink(Sink):
                 recorder.flush()
         except (sqlite3.Error, OSError) as exc:
             recorder.resync()
-            if not self._failing:
-                log.error("History: cannot write %s: %s; retrying with the next items", self.db_path, exc)
-            self._failing = True
+            self._unwritable.failed(f"cannot write: {exc}; retrying with the next items")
             return not stopping
-        if self._failing:
-            log.info("History: writing %s again", self.db_path)
-            self._failing = False
+        self._unwritable.recovered()
         for barrier in barriers:
             barrier.set()
         for print_id in recorder.reports:
