@@ -31,9 +31,9 @@ PREFIX = "layerguard/e2e"
 INTERVAL_S = 1
 
 
-@pytest.fixture
-def world(broker: MosquittoBroker) -> Iterator[SimWorld]:
-    with sim_world(
+def failing_print(broker: MosquittoBroker) -> contextlib.AbstractContextManager[SimWorld]:
+    """The world of these stories: a print that fails a fifth of the way in."""
+    return sim_world(
         file="benchy.gcode",
         failure_at=0.2,
         print_duration_s=20.0,
@@ -42,7 +42,12 @@ def world(broker: MosquittoBroker) -> Iterator[SimWorld]:
         pause_delay_s=0.3,
         frame_size=(320, 240),
         broker=broker,
-    ) as made:
+    )
+
+
+@pytest.fixture
+def world(broker: MosquittoBroker) -> Iterator[SimWorld]:
+    with failing_print(broker) as made:
         yield made
 
 

@@ -16,12 +16,12 @@ import json
 import os
 import socket
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_end_to_end import TIMING, running, until
+from test_end_to_end import TIMING, failing_print, print_until_paused, running, until
 
 from agent.assembly import build_agent
 from agent.mqtt.bridge import _json_default
@@ -30,7 +30,6 @@ from agent.mqtt.topics import Topics
 from agent.state import AgentState
 from sim.broker import MosquittoBroker
 from sim.mqtt_probe import MqttProbe
-from sim.world import SimWorld, sim_world
 
 REPO = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).with_name("ha_harness.py")
@@ -98,34 +97,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def world(broker: MosquittoBroker) -> Iterator[SimWorld]:
-    with sim_world(
-        file="benchy.gcode",
-        failure_at=0.2,
-        print_duration_s=20.0,
-        interval_s=1,
-        heat_duration_s=0.5,
-        pause_delay_s=0.3,
-        frame_size=(320, 240),
-        broker=broker,
-    ) as made:
-        yield made
-
-
 async def record_a_failing_print(
-    world: SimWorld, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+    broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
 ) -> tuple[list[list[Any]], list[list[Any]]]:
     """What the real agent publishes from idle through a print it pauses to the print's end: its
     discovery configs, and every `<p>/state` and `<p>/inspection` message, in order."""
     probe = mqtt_probe(f"{TOPICS.base}/#", "homeassistant/#")
-    agent = build_agent(world.settings(tmp_path, printer_id=PRINTER), timing=TIMING)
-    async with running(agent):
-        await until(agent, lambda s: s.print_state == "idle")
-        world.printer.panel_start("benchy.gcode")
-        await until(agent, lambda s: s.paused_by == "agent", within=30)
-        world.printer.panel_stop()
-        await until(agent, lambda s: s.print_state == "idle")
+    with failing_print(broker) as world:
+        agent = build_agent(world.settings(tmp_path, printer_id=PRINTER), timing=TIMING)
+        async with running(agent):
+            await print_until_paused(agent, world)
+            world.printer.panel_stop()
+            await until(agent, lambda s: s.print_state == "idle")
     # Home Assistant starts as on a fresh broker: no inspection yet (the scenarios replay them).
     probe.publish(TOPICS.inspection, b"", retain=True)
     discovery = [[m.topic, m.payload.decode(), True] for m in probe.messages("homeassistant/+/+/+/config")]
@@ -140,13 +123,9 @@ async def record_a_failing_print(
 @pytest.mark.slow
 @pytest.mark.parametrize("venv", RELEASES)
 async def test_home_assistant_reads_every_state_without_a_warning(
-    venv: Path,
-    world: SimWorld,
-    broker: MosquittoBroker,
-    mqtt_probe: Callable[..., MqttProbe],
-    tmp_path: Path,
+    venv: Path, broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
 ) -> None:
-    discovery, published = await record_a_failing_print(world, mqtt_probe, tmp_path)
+    discovery, published = await record_a_failing_print(broker, mqtt_probe, tmp_path)
     configs = discovery_configs("homeassistant", PRINTER, TOPICS)
     assert sorted(discovery) == sorted([c.topic, json.dumps(c.payload), True] for c in configs)
     recorded = {
