@@ -6,16 +6,17 @@ The defaults are documented key by key in `config/layerguard.toml`; keep the two
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path("/etc/layerguard/layerguard.toml")
 ENV_PREFIX = "LAYERGUARD_"
@@ -23,7 +24,7 @@ ENV_PREFIX = "LAYERGUARD_"
 SECRET_DIRS_ENV = "LAYERGUARD_SECRETS_DIR"
 DEFAULT_SECRET_DIRS = ("/etc/layerguard/secrets", "/run/secrets")
 DEFAULT_API_URL = "https://gadget-pv1-oeapi.octoeverywhere.com"
-SECRET_KEYS = frozenset({"api_key", "password"})
+SECRET_KEYS = frozenset({"api_key", "password", "urls"})
 
 
 class ConfigError(Exception):
@@ -133,6 +134,49 @@ class MqttSection(_Section):
         return bool(self.host)
 
 
+# What can notify: event types, plus `detection_stopped` (a detection_error that stopped inspections
+# until a person acts) and `pause_reminder` (LayerGuard's pause still unattended).
+NOTIFY_EVENTS = (
+    "failure_warning",
+    "failure_paused",
+    "pause_failed",
+    "printer_error",
+    "heaters_off",
+    "detection_stopped",
+    "pause_reminder",
+    "detection_error",
+    "print_started",
+    "print_paused",
+    "print_resumed",
+    "print_finished",
+    "print_cancelled",
+    "print_lost",
+)
+NotifyEvent = Literal[NOTIFY_EVENTS]  # type: ignore[valid-type]
+
+
+class NotifySection(_Section):
+    # Apprise URLs; they carry tokens, so also read from the secret file notify__urls, one per line.
+    urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    events: Annotated[list[NotifyEvent], NoDecode] = Field(default_factory=lambda: list(NOTIFY_EVENTS[:7]))
+    attach_snapshot: bool = True
+    # LayerGuard's pause still unattended this long notifies once more; 0 = no reminder.
+    reminder_after_s: float = Field(1800.0, ge=0, le=7 * 86400)
+
+    @field_validator("urls", "events", mode="before")
+    @classmethod
+    def _one_per_line(cls, value: Any) -> Any:
+        """A secret file or an environment variable holds one item per line (or space-separated),
+        or a JSON list."""
+        if isinstance(value, str):
+            return json.loads(value) if value.lstrip().startswith("[") else value.split()
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+
 class SecretFilesSource(PydanticBaseSettingsSource):
     """One file per secret, named `<section>__<key>` (e.g. `detection__api_key`), as systemd
     credentials and Docker secrets provide them. Only settings typed `SecretStr` are read."""
@@ -151,13 +195,17 @@ class SecretFilesSource(PydanticBaseSettingsSource):
             if not (isinstance(section_model, type) and issubclass(section_model, BaseModel)):
                 continue
             for key, key_field in section_model.model_fields.items():
-                if key_field.annotation is not SecretStr:
+                if not _is_secret(key_field):
                     continue
                 for directory in self.dirs:
                     path = directory / f"{section_name}__{key}"
                     if path.is_file():
                         found.setdefault(section_name, {})[key] = path.read_text().strip()
         return found
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return field.annotation is SecretStr or field.annotation == list[SecretStr]
 
 
 def secret_dirs() -> list[Path]:
@@ -180,6 +228,7 @@ class Settings(BaseSettings):
     camera: CameraSection = Field(default_factory=CameraSection)
     detection: DetectionSection = Field(default_factory=DetectionSection)
     mqtt: MqttSection = Field(default_factory=MqttSection)
+    notify: NotifySection = Field(default_factory=NotifySection)
 
     @classmethod
     def settings_customise_sources(

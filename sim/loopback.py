@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,3 +22,10 @@ class LoopbackHTTPServer(ThreadingHTTPServer):
         """A client that hangs up mid-answer (an agent shutting down) is normal, not a traceback."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now, for servers that must be told theirs up front."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
