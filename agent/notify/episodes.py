@@ -65,6 +65,12 @@ class EpisodeRules:
             return Decision(None)  # the user asked for it and sees the outcome
         return self._allow(kind, state)
 
+    def on_state(self, state: Mapping[str, Any]) -> None:
+        """A print LayerGuard paused that prints again was resumed, even when the resume itself went
+        unseen (made on the printer's panel while the agent restarted): a new episode."""
+        if self.record["paused_at"] is not None and state.get("print_state") == "printing":
+            self._new_episode()
+
     def reminder_at(self) -> float | None:
         """When the unattended-pause reminder is due (wall time), or None."""
         paused_at = self.record["paused_at"]

@@ -63,7 +63,9 @@ class NotifySink(Sink):
 
     def on_state(self, state: Mapping[str, Any]) -> None:
         self._state = dict(state)
+        self.rules.on_state(state)
         self._plan_reminder()
+        self._save_if_changed()
 
     def on_inspection(self, jpeg: bytes, inspection: Mapping[str, Any]) -> None:
         self._frame = (jpeg, inspection)

@@ -1,0 +1,118 @@
+"""Delivery over real protocols on loopback: JSON and form webhooks, SMTP; dead, slow, invalid."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from agent.notify.delivery import Delivery
+from agent.notify.message import Message
+from agent.notify.services import InvalidUrl, open_service
+from sim.frames import render_frame
+from sim.loopback import free_port
+from sim.mail_server import MailServer
+from sim.webhook_server import WebhookServer
+
+JPEG = render_frame(0.4, 0.2, 320, 240)
+MESSAGE = Message("failure_paused", "mk3: print PAUSED, failure detected", "benchy.gcode, 40 % done\nPaused.")
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookServer]:
+    with WebhookServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mail() -> Iterator[MailServer]:
+    with MailServer() as server:
+        yield server
+
+
+async def test_webhooks_and_email_receive_the_message_with_the_jpeg(
+    hook: WebhookServer, mail: MailServer
+) -> None:
+    urls = [hook.url("json", "/j"), hook.url("form", "/f"), mail.url()]
+    delivery = Delivery([open_service(url, 5) for url in urls])
+    try:
+        results = await delivery.send(MESSAGE, JPEG)
+    finally:
+        delivery.close()
+    assert results == [("json://127.0.0.1", True), ("form://127.0.0.1", True), ("mailto://127.0.0.1", True)]
+    assert delivery.status == "ok"
+    by_path = {r.path: r for r in hook.wait_for(2)}
+    for received in by_path.values():
+        assert received.title == MESSAGE.title and received.body == MESSAGE.body
+        assert received.kind == "failure"
+        assert received.attachments == {"layerguard.jpg": JPEG}
+    assert set(by_path) == {"/j", "/f"}
+    (message,) = mail.wait_for(1)
+    assert message.subject == MESSAGE.title and "benchy.gcode, 40 % done" in message.text
+    assert message.to == ["maker@example.com"]
+    assert message.attachments == {"layerguard.jpg": JPEG}
+
+
+async def test_a_dead_service_is_retried_with_backoff_then_logged_once_and_shown(
+    hook: WebhookServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    dead = f"json://127.0.0.1:{free_port()}/hook"
+    statuses: list[str] = []
+    delivery = Delivery(
+        [open_service(dead, 2), open_service(hook.url(), 2)],
+        statuses.append,
+        retry_for_s=1.5,
+        first_retry_s=0.2,
+    )
+    caplog.set_level(logging.INFO, logger="agent.notify")
+    started = time.monotonic()
+    try:
+        results = await delivery.send(MESSAGE, JPEG)
+        assert results == [("json://127.0.0.1", False), ("json://127.0.0.1", True)]
+        assert time.monotonic() - started < 5  # bounded: 1.5 s of retries and one attempt's deadline
+        assert len(hook.wait_for(1)) == 1  # the live service got it once, at once
+        assert delivery.status == "error: json://127.0.0.1" and statuses == [delivery.status]
+        lost = [r for r in caplog.records if "LOST" in r.getMessage()]
+        assert len(lost) == 1 and "4 attempts" in lost[0].getMessage()  # at 0, 0.2, 0.6, 1.4 s
+        assert sum("retrying" in r.getMessage() for r in caplog.records) == 1
+        assert dead not in caplog.text  # only scheme and host
+        # The service comes back: the next message gets through and the status clears.
+        delivery.services = delivery.services[1:]
+        await delivery.send(MESSAGE, None)
+    finally:
+        delivery.close()
+    assert delivery.status == "ok" and statuses[-1] == "ok"
+
+
+async def test_a_slow_service_is_abandoned_at_the_deadline_without_blocking_the_loop() -> None:
+    with WebhookServer(delay_s=3) as slow:
+        delivery = Delivery([open_service(slow.url(), 5)], attempt_s=0.3, retry_for_s=0.5, first_retry_s=0.2)
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        started = time.monotonic()
+        try:
+            results = await delivery.send(MESSAGE, JPEG)
+        finally:
+            ticker.cancel()
+            delivery.close()
+        elapsed = time.monotonic() - started
+    assert results == [("json://127.0.0.1", False)]
+    assert elapsed < 2.5, "each attempt is abandoned at attempt_s, not when the service answers"
+    assert "no answer within 0.3 s" in delivery.failing["json://127.0.0.1"]
+    assert ticks > elapsed / 0.01 / 4  # the loop kept running meanwhile
+
+
+def test_an_invalid_url_is_named_by_its_label_only() -> None:
+    with pytest.raises(InvalidUrl, match=r"^bogus://example\.com: Apprise does not understand") as caught:
+        open_service("bogus://example.com/sekrit-token-123", 5)
+    assert "sekrit" not in str(caught.value)
