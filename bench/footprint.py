@@ -24,6 +24,7 @@ from sim.broker import MosquittoBroker
 from sim.gadget_service import GadgetStandIn
 from sim.mqtt_probe import MqttProbe
 from sim.virtual_printer import VirtualPrinter, default_gcode
+from sim.webhook_server import WebhookServer
 
 FILE = "footprint.gcode"
 PRINTER_ID = "bench-footprint"
@@ -46,15 +47,28 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
         tempfile.TemporaryDirectory(prefix="layerguard-bench-") as tmp,
         VirtualPrinter(files={FILE: default_gcode()}, print_duration_s=3600, heat_duration_s=0.5) as printer,
         GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S) as service,
+        WebhookServer() as webhook,
     ):
         probe = MqttProbe(broker.host, broker.port)
         try:
-            probe.subscribe(f"layerguard/{PRINTER_ID}/state")
+            probe.subscribe(f"layerguard/{PRINTER_ID}/state", f"layerguard/{PRINTER_ID}-notify/state")
+            frames = write_camera_frames(Path(tmp) / "frames")
+            # First an agent with notifications configured (Apprise loaded), idle only.
+            with AgentProcess(
+                Path(tmp) / "notify-agent",
+                printer_id=f"{PRINTER_ID}-notify",
+                printer_port=printer.port,
+                frames=frames,
+                api_url=service.base_url,
+                broker=broker,
+                notify_urls=(webhook.url("json"), "ntfys://ntfy.example.com/bench-topic"),
+            ) as notifying:
+                notify_idle = _idle(notifying, probe, phases)
             with AgentProcess(
                 Path(tmp) / "agent",
                 printer_id=PRINTER_ID,
                 printer_port=printer.port,
-                frames=write_camera_frames(Path(tmp) / "frames"),
+                frames=frames,
                 api_url=service.base_url,
                 broker=broker,
             ) as agent:
@@ -65,6 +79,17 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
         finally:
             probe.close()
         slack = [s for per_context in slack_by_context(service.calls).values() for s in per_context]
+    index = next(i for i, row in enumerate(rows) if row.figure.startswith("RSS idle")) + 1
+    rows.insert(
+        index,
+        Row(
+            "RSS idle, printer connected, notifications configured",
+            "MB",
+            [notify_idle.rss_mb],
+            below(60, "MB"),
+            "same window; two Apprise URLs (JSON webhook, ntfy), so Apprise is loaded",
+        ),
+    )
     rows.insert(
         0,
         Row(
@@ -80,6 +105,12 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
     return rows, idle
 
 
+def _idle(agent: AgentProcess, probe: MqttProbe, phases: Phases) -> procstat.Window:
+    agent.wait_for_state(probe, state_is("print_state", "idle"), WAIT_S)
+    time.sleep(SETTLE_S)  # start-up's tail (discovery, first reports) is not idling
+    return procstat.watch(agent.pid, phases.idle_s)
+
+
 def _phases(
     agent: AgentProcess,
     printer: VirtualPrinter,
@@ -87,9 +118,7 @@ def _phases(
     probe: MqttProbe,
     phases: Phases,
 ) -> tuple[list[Row], procstat.Window]:
-    agent.wait_for_state(probe, state_is("print_state", "idle"), WAIT_S)
-    time.sleep(SETTLE_S)  # start-up's tail (discovery, first reports) is not idling
-    idle = procstat.watch(agent.pid, phases.idle_s)
+    idle = _idle(agent, probe, phases)
 
     printer.panel_start(FILE)
     calls = _next_process_call(service, 0)

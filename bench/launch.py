@@ -107,6 +107,7 @@ class AgentProcess:
         api_url: str,
         broker: MosquittoBroker,
         notify_socket: Path | None = None,
+        notify_urls: tuple[str, ...] = (),
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.printer_id = printer_id
@@ -117,6 +118,7 @@ class AgentProcess:
             f'[camera]\nsource = "dir:{frames}"\n'
             f'[detection]\napi_url = "{api_url}"\n'
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            + (f"[notify]\nurls = {json.dumps(list(notify_urls))}\n" if notify_urls else "")
         )
         env = {
             k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_") and k != "NOTIFY_SOCKET"

@@ -106,11 +106,15 @@ async def test_warn_pause_resume_restart_fail_again_is_one_per_episode_and_no_st
 
 
 async def test_nothing_is_sent_for_a_pause_the_user_made(world: SimWorld, tmp_path: Path) -> None:
+    """And an invalid URL is reported in the state at start, while the valid one still works."""
+    invalid = "bogus://example.com/sekrit"
     with WebhookServer() as hook:
-        settings = with_notify(world.settings(tmp_path, printer_id="e2e"), hook.url(), reminder_after_s=0.5)
+        settings = world.settings(tmp_path, printer_id="e2e")
+        settings = with_notify(settings, hook.url(), invalid, reminder_after_s=0.5)
         settings.notify.events.append("print_started")
         agent = build_agent(settings, timing=TIMING)
         async with running(agent):
+            await until(agent, lambda s: s.notify == "error: bogus://example.com")
             await until(agent, lambda s: s.print_state == "idle")
             world.printer.panel_start("benchy.gcode")
             await until(agent, lambda s: s.print_state == "printing")

@@ -22,7 +22,7 @@ URLS_HINT = "[file key notify.urls, LAYERGUARD_NOTIFY__URLS, or the secret file 
 
 def run_notify_test(config: str | None) -> int:
     settings = load_settings(config)
-    services = open_services(settings.notify)
+    open_services(settings.notify)  # exit 2 before anything is sent if a URL does not parse
     secrets = [s for url in settings.notify.urls for s in url_secrets(url.get_secret_value())]
     setup_logging("WARNING", secrets)  # Apprise's own warnings say why a service failed
     logging.getLogger(delivery_module.__name__).setLevel(logging.CRITICAL)  # the result lines say it
@@ -30,13 +30,10 @@ def run_notify_test(config: str | None) -> int:
     if camera_problem:
         print(f"camera failed ({camera_problem}): sending a placeholder picture instead", flush=True)
     message = redact(trial_message(settings.agent.printer_id, camera_problem), secrets)
-    delivery = Delivery(services, attempt_s=ATTEMPT_S, retry_for_s=0)
-    try:
-        results = asyncio.run(delivery.send(message, jpeg))
-    finally:
-        delivery.close()
+    delivery = Delivery([url.get_secret_value() for url in settings.notify.urls], retry_for_s=0)
+    results = asyncio.run(delivery.send(message, jpeg))
     for service_label, delivered in results:
-        verdict = "ok" if delivered else f"FAIL ({delivery.failing.get(service_label, 'not delivered')})"
+        verdict = "ok" if delivered else f"FAIL ({delivery.failure(service_label) or 'not delivered'})"
         print(f"{service_label}: {verdict}", flush=True)
     return 0 if all(ok for _, ok in results) else 1
 

@@ -1,22 +1,25 @@
 """Getting one message to every service: off the event loop, bounded in time, retried, and told.
 
-Each attempt runs in a thread of its own small pool and is abandoned after `attempt_s` (the
-service's socket timeouts are set within it, so the thread ends soon after). A failed attempt is
-retried with doubling waits until `retry_for_s` has passed; then the failure is logged once and
-the service's status says `error: <label>` until a later message gets through. Nothing here is
-awaited by the inspection loop: the sink hands messages over and returns.
+Each attempt is a child process (`agent.notify.send`, which explains why) that is killed at
+`attempt_s`. A failed attempt is retried with doubling waits until `retry_for_s` has passed; then
+the failure is logged once and the status says `error: <label>` until a later message to that
+service gets through. Nothing here is awaited by the inspection loop: the sink hands messages over
+and returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
-from agent.notify.message import Message
-from agent.notify.services import Service
+from agent.notify.message import Message, mask
+from agent.notify.send import check_request, send_request
+from agent.notify.services import label, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -24,91 +27,136 @@ ATTEMPT_S = 30.0
 RETRY_FOR_S = 300.0
 FIRST_RETRY_S = 2.0
 MAX_RETRY_S = 60.0
+MAX_OUTPUT = 64 * 1024  # of a child's stdout/stderr kept
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    label: str
+    url: str
 
 
 class Delivery:
     def __init__(
         self,
-        services: list[Service],
+        urls: list[str],
         on_status: Callable[[str], None] = lambda status: None,
         attempt_s: float = ATTEMPT_S,
         retry_for_s: float = RETRY_FOR_S,
         first_retry_s: float = FIRST_RETRY_S,
     ) -> None:
-        self.services = services
+        self.targets = [Target(label(url), url) for url in urls]
+        self.secrets = [secret for url in urls for secret in url_secrets(url)]
         self.on_status = on_status
         self.attempt_s, self.retry_for_s, self.first_retry_s = attempt_s, retry_for_s, first_retry_s
-        self.failing: dict[str, str] = {}  # label -> why its last message was lost
-        # One thread per service: a hung service can hold up only its own deliveries.
-        self._pool = ThreadPoolExecutor(max_workers=max(1, len(services)), thread_name_prefix="notify")
+        self.failing: dict[Target, str] = {}  # why its last message was lost
 
     @property
     def status(self) -> str:
         """The state's `notify` field: `ok`, or `error: <label>` for the services last lost."""
-        return f"error: {', '.join(sorted(self.failing))}" if self.failing else "ok"
+        return f"error: {', '.join(sorted({t.label for t in self.failing}))}" if self.failing else "ok"
+
+    def failure(self, service_label: str) -> str | None:
+        """Why the last message to the service(s) with this label was lost, if it was."""
+        return next((why for t, why in self.failing.items() if t.label == service_label), None)
+
+    async def check(self) -> None:
+        """Set aside the URLs Apprise does not understand (logged, and shown in the status)."""
+        if not self.targets:
+            return
+        try:
+            out, _, _ = await self._child(check_request([t.url for t in self.targets]), self.attempt_s)
+            invalid = set(json.loads(out.splitlines()[-1])["invalid"])
+        except (TimeoutError, ValueError, IndexError, KeyError) as exc:
+            log.warning("Could not check notify.urls: %s", exc or "no answer")
+            return
+        for index in sorted(invalid):
+            target = self.targets[index]
+            log.error("notify.urls: %s: Apprise does not understand this URL; it is skipped", target.label)
+            self.failing[target] = "invalid URL"
+        self.targets = [t for i, t in enumerate(self.targets) if i not in invalid]
+        if invalid:
+            self.on_status(self.status)
 
     async def send(self, message: Message, jpeg: bytes | None) -> list[tuple[str, bool]]:
         """Deliver to every service at once; returns (label, delivered) per service."""
-        results = await asyncio.gather(*(self._send_one(s, message, jpeg) for s in self.services))
-        return [(s.label, ok) for s, ok in zip(self.services, results, strict=True)]
+        targets = list(self.targets)
+        results = await asyncio.gather(*(self._send_one(t, message, jpeg) for t in targets))
+        return [(t.label, ok) for t, ok in zip(targets, results, strict=True)]
 
-    async def _send_one(self, service: Service, message: Message, jpeg: bytes | None) -> bool:
+    async def _send_one(self, target: Target, message: Message, jpeg: bytes | None) -> bool:
         give_up_at = time.monotonic() + self.retry_for_s
         wait_s = self.first_retry_s
         attempts = 0
         while True:
             attempts += 1
-            why = await self._attempt(service, message, jpeg)
+            why = await self._attempt(target, message, jpeg)
             if why is None:
-                self._note(service.label, None, message, attempts)
+                self._note(target, None, message, attempts)
                 return True
             if attempts == 1 and self.retry_for_s:
                 log.warning(
                     "Notification %s to %s failed (%s); retrying for up to %.0f s",
                     message.kind,
-                    service.label,
+                    target.label,
                     why,
                     self.retry_for_s,
                 )
             if time.monotonic() + wait_s > give_up_at:
-                self._note(service.label, why, message, attempts)
+                self._note(target, why, message, attempts)
                 return False
             await asyncio.sleep(wait_s)
             wait_s = min(wait_s * 2, MAX_RETRY_S)
 
-    async def _attempt(self, service: Service, message: Message, jpeg: bytes | None) -> str | None:
+    async def _attempt(self, target: Target, message: Message, jpeg: bytes | None) -> str | None:
         """None when delivered, else why not."""
-        loop = asyncio.get_running_loop()
-        m = message
-        call = loop.run_in_executor(self._pool, service.send, m.title, m.body, jpeg, m.alert)
-        call.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved if abandoned
+        request = send_request(target.url, message, jpeg, self.attempt_s)
         try:
-            async with asyncio.timeout(self.attempt_s):
-                delivered = await asyncio.shield(call)
+            out, err, code = await self._child(request, self.attempt_s)
         except TimeoutError:
             return f"no answer within {self.attempt_s:g} s"
-        except Exception as exc:  # a plugin bug must not end the agent's deliveries
-            return f"{type(exc).__name__}: {exc}"
-        return None if delivered else "the service refused it or could not be reached"
+        try:
+            if json.loads(out.splitlines()[-1])["delivered"]:
+                return None
+        except (ValueError, IndexError, KeyError):
+            pass
+        lines = err.decode(errors="replace").strip().splitlines()
+        why = lines[-1][:200] if lines else f"the sender exited with status {code}"
+        return mask(why, self.secrets)
 
-    def _note(self, label: str, why: str | None, message: Message, attempts: int) -> None:
+    async def _child(self, request: bytes, timeout_s: float) -> tuple[bytes, bytes, int | None]:
+        """Run `agent.notify.send` with `request` on stdin; killed at `timeout_s` (TimeoutError)."""
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "agent.notify.send",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            async with asyncio.timeout(timeout_s):
+                out, err = await child.communicate(request)
+        finally:
+            if child.returncode is None:  # timed out, or the agent is stopping
+                child.kill()
+                await child.wait()
+        return out[-MAX_OUTPUT:], err[-MAX_OUTPUT:], child.returncode
+
+    def _note(self, target: Target, why: str | None, message: Message, attempts: int) -> None:
         before = self.status
         if why is None:
-            if self.failing.pop(label, None) is not None:
-                log.info("Notifications to %s get through again", label)
+            if self.failing.pop(target, None) is not None:
+                log.info("Notifications to %s get through again", target.label)
         else:
             log.error(
-                "Notification %s to %s LOST after %d attempts over %.0f s: %s",
+                "Notification %s to %s LOST after %d attempt(s) over %.0f s: %s",
                 message.kind,
-                label,
+                target.label,
                 attempts,
                 self.retry_for_s,
                 why,
             )
-            self.failing[label] = why
+            self.failing[target] = why
         if self.status != before:
             self.on_status(self.status)
-
-    def close(self) -> None:
-        """Let go of the threads; one still stuck in a service ends with its socket timeout."""
-        self._pool.shutdown(wait=False, cancel_futures=True)

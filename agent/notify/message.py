@@ -51,11 +51,15 @@ def trial_message(printer_id: str, camera_problem: str | None) -> Message:
 
 def redact(message: Message, secrets: Iterable[str]) -> Message:
     """The net under texts that come from elsewhere (a printer's or a service's error message)."""
-    title, body = message.title, message.body
+    secrets = list(secrets)
+    return Message(message.kind, mask(message.title, secrets), mask(message.body, secrets), message.alert)
+
+
+def mask(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         if len(secret) >= 4:
-            title, body = title.replace(secret, MASK), body.replace(secret, MASK)
-    return Message(message.kind, title, body, message.alert)
+            text = text.replace(secret, MASK)
+    return text
 
 
 # kind -> (title, what LayerGuard did, alert)

@@ -1,8 +1,8 @@
 """Notifications as a sink of the agent's output stream: the rules pick, the delivery sends.
 
 Every call returns at once: the decision is a few dict look-ups, the delivery a task of its own
-that runs the services' calls in threads, and the record of what was sent is written by a thread
-too, so neither a dead service nor a slow SD card can delay a pause.
+that runs each attempt in a child process, and the record of what was sent is written by a
+thread, so neither a dead service nor a slow SD card can delay a pause.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agent.notify.delivery import ATTEMPT_S, Delivery
+from agent.notify.delivery import Delivery
 from agent.notify.episodes import EpisodeRules
 from agent.notify.message import Message, compose, redact
-from agent.notify.services import InvalidUrl, Service, label, open_service
 from agent.outputs import Sink
 from agent.settings import Settings
 from agent.state import iso_now
@@ -60,6 +59,7 @@ class NotifySink(Sink):
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.on_status(self.delivery.status)
+        self._track(loop.create_task(self.delivery.check(), name="notify-check"))
 
     def on_state(self, state: Mapping[str, Any]) -> None:
         self._state = dict(state)
@@ -91,7 +91,6 @@ class NotifySink(Sink):
             if pending:
                 log.warning("Stopping: %d notification(s) still being delivered were dropped", len(pending))
             await asyncio.gather(*pending, return_exceptions=True)
-        self.delivery.close()
         self._writer.shutdown(wait=True)  # the record's last write, a few milliseconds
 
     # -- internals -------------------------------------------------------------------------
@@ -107,7 +106,9 @@ class NotifySink(Sink):
         message = redact(compose(kind, event, self._context(), self.printer_id), self.secrets)
         jpeg = self._frame[0] if self.attach_snapshot and self._frame is not None else None
         assert self._loop is not None, "start() comes first"
-        task = self._loop.create_task(self._deliver(message, jpeg), name=f"notify-{kind}")
+        self._track(self._loop.create_task(self._deliver(message, jpeg), name=f"notify-{kind}"))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -154,16 +155,7 @@ def notify_sink(settings: Settings, secrets: Iterable[str], on_status: Callable[
     it is logged, shown in the state as `error: <label>`, and the other services still notify."""
     notify = settings.notify
     record = JsonRecord(settings.agent.state_dir / RECORD_FILE)
-    services: list[Service] = []
-    invalid: dict[str, str] = {}
-    for url in notify.urls:
-        try:
-            services.append(open_service(url.get_secret_value(), ATTEMPT_S))
-        except InvalidUrl as exc:
-            log.error("notify.urls: %s; notifications skip it", exc)
-            invalid[label(url.get_secret_value())] = "invalid URL"
-    delivery = Delivery(services)
-    delivery.failing.update(invalid)
+    delivery = Delivery([url.get_secret_value() for url in notify.urls])
     rules = EpisodeRules(notify.events, notify.reminder_after_s, record.load())
     printer_id = settings.agent.printer_id
     return NotifySink(printer_id, rules, delivery, record, notify.attach_snapshot, secrets, on_status)
