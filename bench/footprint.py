@@ -11,11 +11,16 @@ The `dir:` camera reads a file, so the camera's own capture cost stays out, as t
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.notify.message import Message
+from agent.notify.send import send_request
 from bench import procstat
 from bench.launch import API_KEY, AgentProcess, state_is, write_camera_frames
 from bench.report import Row, at_least, below
@@ -64,6 +69,7 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
                 notify_urls=(webhook.url("json"), "ntfys://ntfy.example.com/bench-topic"),
             ) as notifying:
                 notify_idle = _idle(notifying, probe, phases)
+            deliveries = [_deliver_once(webhook, frames) for _ in range(phases.cycles)]
             with AgentProcess(
                 Path(tmp) / "agent",
                 printer_id=PRINTER_ID,
@@ -87,9 +93,24 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
             "MB",
             [notify_idle.rss_mb],
             below(60, "MB"),
-            "same window; two Apprise URLs (JSON webhook, ntfy), so Apprise is loaded",
+            "same window; two Apprise URLs (JSON webhook, ntfy); Apprise loads only in a delivery's child",
         ),
     )
+    rows[index + 1 : index + 1] = [
+        Row(
+            "notification: one delivery (child process)",
+            "s",
+            [seconds for seconds, _ in deliveries],
+            note="`python -m agent.notify.send` start to exit: Apprise, JSON webhook, 1280x720 JPEG",
+            digits=2,
+        ),
+        Row(
+            "notification: peak RSS of the delivery child",
+            "MB",
+            [peak for _, peak in deliveries],
+            note="only while it runs; the agent itself never imports Apprise",
+        ),
+    ]
     rows.insert(
         0,
         Row(
@@ -103,6 +124,25 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
         ),
     )
     return rows, idle
+
+
+def _deliver_once(webhook: WebhookServer, frames: Path) -> tuple[float, float]:
+    """One notification as the agent sends it: (seconds, the child's peak RSS in MB)."""
+    jpeg = sorted(frames.iterdir())[0].read_bytes()
+    message = Message("failure_paused", "bench: print PAUSED, failure detected", "footprint.gcode, 40 % done")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.notify.send"],
+        input=send_request(webhook.url("json"), message, jpeg, 30),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    seconds = time.monotonic() - started
+    answer = json.loads(result.stdout.splitlines()[-1])
+    if not answer["delivered"]:
+        raise RuntimeError(f"the bench's webhook did not get the notification: {result.stderr.decode()}")
+    return seconds, float(answer["peak_rss_mb"])
 
 
 def _idle(agent: AgentProcess, probe: MqttProbe, phases: Phases) -> procstat.Window:
