@@ -6,7 +6,6 @@ Plain SMTP without TLS or login: Apprise reaches it with
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -16,7 +15,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from sim.loopback import free_port
+from sim.loopback import Inbox, free_port
 
 HOST = "127.0.0.1"
 
@@ -31,19 +30,14 @@ class Mail:
 
 class MailServer:
     def __init__(self) -> None:
-        self.mails: list[Mail] = []
-        self._changed = threading.Condition()
+        self.inbox: Inbox[Mail] = Inbox()
+        self.mails = self.inbox.items
+        self.wait_for = self.inbox.wait_for
         self.port = free_port(HOST)
         self._controller = Controller(self, hostname=HOST, port=self.port)
 
     def url(self, to: str = "maker@example.com", sender: str = "layerguard@example.com") -> str:
         return f"mailto://{HOST}:{self.port}?from={sender}&to={to}&mode=insecure"
-
-    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Mail]:
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self.mails) >= count, timeout_s):
-                raise TimeoutError(f"{len(self.mails)} of {count} mails arrived")
-            return list(self.mails)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """aiosmtpd's hook for a received message."""
@@ -55,9 +49,7 @@ class MailServer:
         }
         text = text_part.get_content() if text_part else ""
         mail = Mail(list(envelope.rcpt_tos), str(message["Subject"]), text, files)
-        with self._changed:
-            self.mails.append(mail)
-            self._changed.notify_all()
+        self.inbox.add(mail)
         return "250 Message accepted for delivery"
 
     def __enter__(self) -> MailServer:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 
-from sim.loopback import LoopbackHTTPServer
+from sim.loopback import Inbox, LoopbackHTTPServer
 from sim.multipart import parse_form_data
 
 
@@ -31,9 +31,11 @@ class Received:
 class WebhookServer:
     def __init__(self, delay_s: float = 0.0, status: int = 200) -> None:
         self.delay_s, self.status = delay_s, status
-        self.received: list[Received] = []
+        self.inbox: Inbox[Received] = Inbox()
+        self.received = self.inbox.items
+        self.wait_for = self.inbox.wait_for
         self.requests = 0  # including refused and abandoned ones
-        self._changed = threading.Condition()
+        self._counting = threading.Lock()
         self._server = LoopbackHTTPServer(self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="sim-webhook", daemon=True)
 
@@ -43,13 +45,6 @@ class WebhookServer:
 
     def url(self, scheme: str = "json", path: str = "/hook") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
-
-    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
-        """Blocks until `count` notifications arrived; raises TimeoutError otherwise."""
-        with self._changed:
-            if not self._changed.wait_for(lambda: len(self.received) >= count, timeout_s):
-                raise TimeoutError(f"{len(self.received)} of {count} notifications arrived")
-            return list(self.received)
 
     def __enter__(self) -> WebhookServer:
         self._thread.start()
@@ -61,24 +56,19 @@ class WebhookServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _record(self, item: Received) -> None:
-        with self._changed:
-            self.received.append(item)
-            self._changed.notify_all()
-
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 data = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with owner._changed:
+                with owner._counting:
                     owner.requests += 1
                 time.sleep(owner.delay_s)  # a slow service: the client gives up first
                 if owner.status != 200:
                     self.send_error(owner.status)
                     return
-                owner._record(_decode(self.path, self.headers.get("Content-Type", ""), data))
+                owner.inbox.add(_decode(self.path, self.headers.get("Content-Type", ""), data))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

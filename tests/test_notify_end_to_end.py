@@ -6,11 +6,10 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from test_end_to_end import INTERVAL_S, TIMING, running, until
+import test_end_to_end
+from test_end_to_end import TIMING, running, until
 
 from agent.assembly import build_agent
 from agent.notify.sink import RECORD_FILE, NotifySink
@@ -18,25 +17,11 @@ from agent.settings import NotifySection, Settings
 from sim.loopback import free_port
 from sim.mail_server import MailServer
 from sim.webhook_server import WebhookServer
-from sim.world import SimWorld, sim_world
+from sim.world import SimWorld
 
 WARNING, PAUSED, REMINDER = "possible print failure", "print PAUSED, failure detected", "print still paused"
 REMINDER_AFTER_S = 2.0
-
-
-@pytest.fixture
-def world() -> Iterator[SimWorld]:
-    with sim_world(
-        file="benchy.gcode",
-        failure_at=0.2,
-        print_duration_s=20.0,
-        interval_s=INTERVAL_S,
-        heat_duration_s=0.5,
-        pause_delay_s=0.3,
-        frame_size=(320, 240),
-        broker=None,
-    ) as made:
-        yield made
+world = test_end_to_end.world  # the same simulated print that fails, watched over MQTT too
 
 
 def with_notify(settings: Settings, *urls: str, reminder_after_s: float = 0) -> Settings:
