@@ -53,6 +53,13 @@ async def test_webhooks_and_email_receive_the_message_with_the_jpeg(
     assert message.attachments == {"layerguard.jpg": JPEG}
 
 
+async def test_messages_reach_a_service_in_the_order_they_were_sent(hook: WebhookServer) -> None:
+    delivery = Delivery([hook.url()])
+    first, second = (Message(kind, kind, "body") for kind in ("failure_warning", "failure_paused"))
+    await asyncio.gather(delivery.send(first, None), delivery.send(second, JPEG))
+    assert [r.title for r in hook.wait_for(2)] == ["failure_warning", "failure_paused"]
+
+
 async def test_a_dead_service_is_retried_with_backoff_then_logged_once_and_shown(
     hook: WebhookServer, caplog: pytest.LogCaptureFixture
 ) -> None:

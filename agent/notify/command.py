@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 
-from agent.logs import setup_logging
-from agent.notify import delivery as delivery_module
 from agent.notify.delivery import ATTEMPT_S, Delivery
 from agent.notify.message import redact, trial_message
 from agent.notify.services import InvalidUrl, Service, open_service, url_secrets
@@ -24,13 +21,11 @@ def run_notify_test(config: str | None) -> int:
     settings = load_settings(config)
     open_services(settings.notify)  # exit 2 before anything is sent if a URL does not parse
     secrets = [s for url in settings.notify.urls for s in url_secrets(url.get_secret_value())]
-    setup_logging("WARNING", secrets)  # Apprise's own warnings say why a service failed
-    logging.getLogger(delivery_module.__name__).setLevel(logging.CRITICAL)  # the result lines say it
     jpeg, camera_problem = capture_or_placeholder(settings.camera)
     if camera_problem:
         print(f"camera failed ({camera_problem}): sending a placeholder picture instead", flush=True)
     message = redact(trial_message(settings.agent.printer_id, camera_problem), secrets)
-    delivery = Delivery([url.get_secret_value() for url in settings.notify.urls], retry_for_s=0)
+    delivery = Delivery([url.get_secret_value() for url in settings.notify.urls], retry_for_s=0, quiet=True)
     results = asyncio.run(delivery.send(message, jpeg))
     for service_label, delivered in results:
         verdict = "ok" if delivered else f"FAIL ({delivery.failure(service_label) or 'not delivered'})"

@@ -3,8 +3,8 @@
 Each attempt is a child process (`agent.notify.send`, which explains why) that is killed at
 `attempt_s`. A failed attempt is retried with doubling waits until `retry_for_s` has passed; then
 the failure is logged once and the status says `error: <label>` until a later message to that
-service gets through. Nothing here is awaited by the inspection loop: the sink hands messages over
-and returns.
+service gets through. Messages reach each service in order. Nothing here is awaited by the
+inspection loop: the sink hands messages over and returns.
 """
 
 from __future__ import annotations
@@ -44,12 +44,15 @@ class Delivery:
         attempt_s: float = ATTEMPT_S,
         retry_for_s: float = RETRY_FOR_S,
         first_retry_s: float = FIRST_RETRY_S,
+        quiet: bool = False,  # the caller reports each failure itself (`notify-test`)
     ) -> None:
+        self.quiet = quiet
         self.targets = [Target(label(url), url) for url in urls]
         self.secrets = [secret for url in urls for secret in url_secrets(url)]
         self.on_status = on_status
         self.attempt_s, self.retry_for_s, self.first_retry_s = attempt_s, retry_for_s, first_retry_s
         self.failing: dict[Target, str] = {}  # why its last message was lost
+        self._locks: dict[Target, asyncio.Lock] = {}
 
     @property
     def status(self) -> str:
@@ -85,7 +88,16 @@ class Delivery:
         return [(t.label, ok) for t, ok in zip(targets, results, strict=True)]
 
     async def _send_one(self, target: Target, message: Message, jpeg: bytes | None) -> bool:
-        give_up_at = time.monotonic() + self.retry_for_s
+        """In order per service (a warning never arrives after the pause it led to); a service
+        already known to be failing gets one attempt per message rather than another retry window."""
+        async with self._locks.setdefault(target, asyncio.Lock()):
+            retry_for_s = 0.0 if target in self.failing else self.retry_for_s
+            return await self._attempts(target, message, jpeg, retry_for_s)
+
+    async def _attempts(
+        self, target: Target, message: Message, jpeg: bytes | None, retry_for_s: float
+    ) -> bool:
+        give_up_at = time.monotonic() + retry_for_s
         wait_s = self.first_retry_s
         attempts = 0
         while True:
@@ -94,13 +106,13 @@ class Delivery:
             if why is None:
                 self._note(target, None, message, attempts)
                 return True
-            if attempts == 1 and self.retry_for_s:
+            if attempts == 1 and retry_for_s and not self.quiet:
                 log.warning(
                     "Notification %s to %s failed (%s); retrying for up to %.0f s",
                     message.kind,
                     target.label,
                     why,
-                    self.retry_for_s,
+                    retry_for_s,
                 )
             if time.monotonic() + wait_s > give_up_at:
                 self._note(target, why, message, attempts)
@@ -149,12 +161,12 @@ class Delivery:
             if self.failing.pop(target, None) is not None:
                 log.info("Notifications to %s get through again", target.label)
         else:
-            log.error(
-                "Notification %s to %s LOST after %d attempt(s) over %.0f s: %s",
+            log.log(
+                logging.DEBUG if self.quiet else logging.ERROR,
+                "Notification %s to %s LOST after %d attempt(s): %s",
                 message.kind,
                 target.label,
                 attempts,
-                self.retry_for_s,
                 why,
             )
             self.failing[target] = why
