@@ -1,4 +1,9 @@
-"""`layerguard doctor`: one line per component, and what to do about each failure."""
+"""`layerguard doctor`: one line per component, and what to do about each failure.
+
+Each check ends by itself: the camera and detection checks make the agent's own calls, under the
+agent's whole-call deadlines and size caps (HTTP snapshot 10 s, Gadget API 30 s), the serial and
+broker checks wait at most the timeouts below.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,16 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+from agent.detection.timing import DEFAULT_TIMING
 from agent.settings import ConfigError, Settings, config_path, load_settings
 
 Check = Callable[[Settings], str]
 SERIAL_TIMEOUT_S = 15.0  # a board reset by the open takes a few seconds before it answers
 BROKER_TIMEOUT_S = 10.0
+API_DEADLINE_S = DEFAULT_TIMING.request_timeout_s  # the agent's own: a doctor that passes, the agent passes
 
 
 class CheckFailed(Exception):
@@ -232,7 +240,8 @@ def check_api_key(settings: Settings) -> str:
         )
 
     async def create() -> None:
-        client = GadgetClient(detection.api_url, detection.api_key.get_secret_value())
+        timing = replace(DEFAULT_TIMING, request_timeout_s=API_DEADLINE_S)
+        client = GadgetClient(detection.api_url, detection.api_key.get_secret_value(), timing=timing)
         try:
             await client.start_context()
         finally:

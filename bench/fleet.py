@@ -51,7 +51,7 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
                 tmp / f"agent{index}",
                 printer_id=f"fleet-{index}",
                 printer_port=printer.port,
-                frames=frames,
+                camera=f"dir:{frames}",
                 api_url=service.base_url,
                 broker=broker,
             )

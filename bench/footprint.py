@@ -22,7 +22,7 @@ from pathlib import Path
 from agent.notify.message import Message
 from agent.notify.send import send_request
 from bench import procstat
-from bench.launch import API_KEY, AgentProcess, state_is, write_camera_frames
+from bench.launch import API_KEY, AgentProcess, state_is, watched_agent, write_camera_frames
 from bench.report import Row, at_least, below
 from bench.slack import slack_by_context
 from sim.broker import MosquittoBroker
@@ -54,36 +54,28 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
         GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S) as service,
         WebhookServer() as webhook,
     ):
-        probe = MqttProbe(broker.host, broker.port)
-        try:
-            probe.subscribe(f"layerguard/{PRINTER_ID}/state", f"layerguard/{PRINTER_ID}-notify/state")
-            frames = write_camera_frames(Path(tmp) / "frames")
-            # First an agent with notifications configured (Apprise loaded), idle only.
-            with AgentProcess(
-                Path(tmp) / "notify-agent",
-                printer_id=f"{PRINTER_ID}-notify",
-                printer_port=printer.port,
-                frames=frames,
-                api_url=service.base_url,
-                broker=broker,
-                notify_urls=(webhook.url("json"), "ntfys://ntfy.example.com/bench-topic"),
-            ) as notifying:
-                notify_idle = _idle(notifying, probe, phases)
-            deliveries = [_deliver_once(webhook, frames) for _ in range(phases.cycles)]
-            with AgentProcess(
-                Path(tmp) / "agent",
-                printer_id=PRINTER_ID,
-                printer_port=printer.port,
-                frames=frames,
-                api_url=service.base_url,
-                broker=broker,
-            ) as agent:
-                rows, idle = _phases(agent, printer, service, probe, phases)
-                status = agent.stop()
-                if status != 0:
-                    raise RuntimeError(f"layerguard run exited {status}:\n{agent.log_tail()}")
-        finally:
-            probe.close()
+        camera = f"dir:{write_camera_frames(Path(tmp) / 'frames')}"
+        # First an agent with notifications configured, idle only; then one notification's child.
+        with watched_agent(
+            Path(tmp) / "notify-agent",
+            printer_id=f"{PRINTER_ID}-notify",
+            printer_port=printer.port,
+            camera=camera,
+            api_url=service.base_url,
+            broker=broker,
+            notify_urls=(webhook.url("json"), "ntfys://ntfy.example.com/bench-topic"),
+        ) as (notifying, notify_probe):
+            notify_idle = _idle(notifying, notify_probe, phases)
+        deliveries = [_deliver_once(webhook, Path(tmp) / "frames") for _ in range(phases.cycles)]
+        with watched_agent(
+            Path(tmp) / "agent",
+            printer_id=PRINTER_ID,
+            printer_port=printer.port,
+            camera=camera,
+            api_url=service.base_url,
+            broker=broker,
+        ) as (agent, probe):
+            rows, idle = _phases(agent, printer, service, probe, phases)
         slack = [s for per_context in slack_by_context(service.calls).values() for s in per_context]
     index = next(i for i, row in enumerate(rows) if row.figure.startswith("RSS idle")) + 1
     rows.insert(

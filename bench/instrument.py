@@ -2,7 +2,8 @@
 
 The agent's code is not touched: `httpx.AsyncClient.send` and `serial.Serial.write` are wrapped at
 class level for the duration of a `with PauseClock():`, so the clock stops when the Process answer
-has been read off the socket and when the pause command's bytes have gone into the serial port.
+has been read off the socket (the client streams answers: the clock reads along) and when the pause
+command's bytes have gone into the serial port.
 This is measuring equipment, not a test double: the real methods still do all the work.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
 
@@ -19,11 +21,30 @@ import serial
 PAUSE_SUGGESTED = re.compile(rb'"PauseSuggested"\s*:\s*true')
 
 
+class _ReadAlong(httpx.AsyncByteStream):
+    """An answer's stream that notes when its last byte was read, if the answer suggests a pause."""
+
+    def __init__(self, inner: Any, suggested_at: list[float]) -> None:
+        self._inner = inner
+        self._suggested_at = suggested_at
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        body = bytearray()
+        async for chunk in self._inner:
+            body += chunk
+            yield chunk
+        if PAUSE_SUGGESTED.search(body):
+            self._suggested_at.append(time.monotonic())
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 class PauseClock:
     """Records when pause-suggesting Process answers arrived and when `pause_command` was written."""
 
     def __init__(self, pause_command: bytes = b"M25") -> None:
-        self.suggested_at: list[float] = []  # time.monotonic() when send() returned the answer
+        self.suggested_at: list[float] = []  # time.monotonic() when the answer's last byte was read
         self.written_at: list[float] = []  # time.monotonic() when write() returned
         self._command = re.compile(rb"(^|\s)" + re.escape(pause_command) + rb"(\*|\s|$)")
         self._originals: tuple[Any, Any] | None = None
@@ -35,9 +56,8 @@ class PauseClock:
 
         async def timed_send(client: httpx.AsyncClient, request: httpx.Request, **kwargs: Any) -> Any:
             response = await send(client, request, **kwargs)
-            arrived = time.monotonic()
-            if request.url.path.endswith("/process") and PAUSE_SUGGESTED.search(response.content):
-                clock.suggested_at.append(arrived)
+            if request.url.path.endswith("/process"):
+                response.stream = _ReadAlong(response.stream, clock.suggested_at)
             return response
 
         def timed_write(port: serial.Serial, data: bytes) -> int | None:

@@ -3,6 +3,7 @@ simulated world, for the figures that need the agent in a process of its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -103,7 +104,7 @@ class AgentProcess:
         *,
         printer_id: str,
         printer_port: str,
-        frames: Path,
+        camera: str,
         api_url: str,
         broker: MosquittoBroker,
         notify_socket: Path | None = None,
@@ -115,7 +116,7 @@ class AgentProcess:
         self.config.write_text(
             f'[agent]\nprinter_id = "{printer_id}"\nstate_dir = "{directory / "state"}"\n'
             f'[printer]\nport = "{printer_port}"\n'
-            f'[camera]\nsource = "dir:{frames}"\n'
+            f'[camera]\nsource = "{camera}"\n'
             f'[detection]\napi_url = "{api_url}"\n'
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
             + (f"[notify]\nurls = {json.dumps(list(notify_urls))}\n" if notify_urls else "")
@@ -170,3 +171,36 @@ class AgentProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def watched_agent(
+    directory: Path,
+    *,
+    printer_id: str,
+    printer_port: str,
+    camera: str,
+    api_url: str,
+    broker: MosquittoBroker,
+    notify_urls: tuple[str, ...] = (),
+) -> Iterator[tuple[AgentProcess, MqttProbe]]:
+    """An AgentProcess and a probe on its state topic; leaving stops it, and a status other than 0
+    (after a clean run) is an error that carries the agent's log."""
+    probe = MqttProbe(broker.host, broker.port)
+    try:
+        probe.subscribe(f"layerguard/{printer_id}/state")
+        with AgentProcess(
+            directory,
+            printer_id=printer_id,
+            printer_port=printer_port,
+            camera=camera,
+            api_url=api_url,
+            broker=broker,
+            notify_urls=notify_urls,
+        ) as agent:
+            yield agent, probe
+            status = agent.stop()
+            if status != 0:
+                raise RuntimeError(f"layerguard run exited {status}:\n{agent.log_tail()}")
+    finally:
+        probe.close()

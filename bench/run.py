@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fleet, footprint, octoprint, reaction, startup, upload
+from bench import fleet, footprint, hostile, octoprint, reaction, startup, upload
 from bench.procstat import Window
 from bench.report import Row, Skipped, render
 from sim.broker import MosquittoBroker, MosquittoNotFound
 
-FIGURES = ("upload", "startup", "reaction", "footprint", "octoprint", "fleet")
+FIGURES = ("upload", "startup", "reaction", "footprint", "hostile", "octoprint", "fleet")
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
 
@@ -35,10 +35,11 @@ class Plan:
     octoprint_window_s: float
     fleet_sizes: tuple[int, ...]
     fleet_window_s: float
+    hostile_drip: bool  # the slow answer takes the whole 30 s deadline
 
 
-FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30)
-QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8)
+FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, True)
+QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +100,11 @@ def _footprint(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(rows)
 
 
+def _hostile(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    with MosquittoBroker() as broker:
+        return list(hostile.measure(broker, drip=plan.hostile_drip))
+
+
 def _octoprint(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     if not idle:
         return [
@@ -120,6 +126,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "startup": _startup,
     "reaction": _reaction,
     "footprint": _footprint,
+    "hostile": _hostile,
     "octoprint": _octoprint,
     "fleet": _fleet,
 }

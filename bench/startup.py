@@ -48,7 +48,7 @@ def measure(broker: MosquittoBroker, runs: int) -> list[Row | Skipped]:
                         directory,
                         printer_id=f"bench-start-{run}",
                         printer_port=printer.port,
-                        frames=frames,
+                        camera=f"dir:{frames}",
                         api_url=service.base_url,
                         broker=broker,
                         notify_socket=notify.path,

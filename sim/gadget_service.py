@@ -26,7 +26,7 @@ from PIL import Image
 
 from sim.frame_scoring import score_image
 from sim.gadget_model import ContextModel
-from sim.loopback import LoopbackHTTPServer
+from sim.loopback import LoopbackHTTPServer, write_padding
 from sim.multipart import parse_form_data
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ class Reply:
     disconnect: bool = False  # close the connection without answering
     stall_s: float = 0.0  # wait this long (or until stop()) before answering or dropping
     serve: bool = False  # answer the request as usual (after stall_s): a slow, not a failed, reply
+    drip_s: float = 0.0  # send the whole answer (status line, headers, body) one byte per drip_s
+    filler: int = 0  # instead of `body`, a JSON object of this many bytes, streamed as it is sent
+    declare_length: bool = True  # send Content-Length; without it the body ends when the connection closes
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
@@ -106,6 +109,17 @@ class Reply:
     def slow(cls, seconds: float) -> Reply:
         """The usual answer, `seconds` late."""
         return cls(stall_s=seconds, serve=True)
+
+    @classmethod
+    def drip(cls, seconds_per_byte: float) -> Reply:
+        """The usual answer, one byte every `seconds_per_byte`: each read is quick, the call is not."""
+        return cls(drip_s=seconds_per_byte, serve=True)
+
+    @classmethod
+    def huge(cls, size: int, declare_length: bool = True) -> Reply:
+        """A 200 whose JSON body is `size` bytes of padding, with or without its Content-Length."""
+        json_type = (("Content-Type", "application/json"),)
+        return cls(headers=json_type, filler=size, declare_length=declare_length)
 
     @classmethod
     def drop(cls) -> Reply:
@@ -202,6 +216,8 @@ class GadgetStandIn:
         self._contexts: dict[str, ContextModel] = {}
         self._faults: list[_Fault] = []
         self._stopping = threading.Event()
+        # Per dripped answer the client hung up on: seconds from its request to the hang-up.
+        self.drips_cut_after_s: list[float] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -279,12 +295,19 @@ class GadgetStandIn:
                 raise TimeoutError(f"{len(self._calls)} of {count} calls within {timeout} s")
             return list(self._calls)
 
+    def wait_for_drips_cut(self, count: int, timeout: float) -> list[float]:
+        """Block until the client has hung up on `count` dripped answers; TimeoutError if not."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self.drips_cut_after_s) >= count, timeout):
+                raise TimeoutError(f"{len(self.drips_cut_after_s)} of {count} drips cut within {timeout} s")
+            return list(self.drips_cut_after_s)
+
     def _serve(self, request: _Request) -> Reply:
         """Decide the reply and record the call; runs on a handler thread."""
         reply = self._take_fault(request)
         if reply is None or reply.serve:
             answer = self._answer(request)
-            reply = replace(answer, stall_s=reply.stall_s) if reply else answer
+            reply = replace(answer, stall_s=reply.stall_s, drip_s=reply.drip_s) if reply else answer
         with self._cond:
             self._calls.append(
                 Call(
@@ -377,6 +400,14 @@ class GadgetStandIn:
         return Reply.json(request.answer)
 
 
+def _write_filler(out: Any, size: int) -> None:
+    """`{"Padding": "xxx…"}` of exactly `size` bytes (at least 15), written without holding it."""
+    head, tail = b'{"Padding": "', b'"}'
+    out.write(head)
+    write_padding(out, size - len(head) - len(tail))
+    out.write(tail)
+
+
 class _Server(LoopbackHTTPServer):
     def __init__(self, stand_in: GadgetStandIn) -> None:
         super().__init__(_Handler)
@@ -391,18 +422,41 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         stand_in = self.server.stand_in
-        reply = stand_in._serve(self._request())
+        request = self._request()
+        reply = stand_in._serve(request)
         if reply.stall_s:
             stand_in._stopping.wait(reply.stall_s)
         if reply.disconnect:
             self.close_connection = True
             return
-        self.send_response(reply.status)
-        for name, value in reply.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        length = reply.filler or len(reply.body)
+        headers = [*reply.headers, ("Content-Length", str(length))] if reply.declare_length else reply.headers
+        self.close_connection = self.close_connection or not reply.declare_length
+        phrase = self.responses.get(reply.status, ("",))[0]
+        head = f"HTTP/1.1 {reply.status} {phrase}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers) + "\r\n"
+        if reply.drip_s:
+            self._drip(head.encode() + reply.body, reply.drip_s, request.received_at)
+        elif reply.filler:
+            self.wfile.write(head.encode())
+            _write_filler(self.wfile, reply.filler)
+        else:
+            self.wfile.write(head.encode() + reply.body)
+
+    def _drip(self, data: bytes, seconds_per_byte: float, received_at: float) -> None:
+        stand_in = self.server.stand_in
+        for index in range(len(data)):
+            try:
+                self.wfile.write(data[index : index + 1])
+            except ConnectionError:
+                self.close_connection = True
+                with stand_in._cond:
+                    stand_in.drips_cut_after_s.append(time.monotonic() - received_at)
+                    stand_in._cond.notify_all()
+                return
+            if stand_in._stopping.wait(seconds_per_byte):
+                self.close_connection = True
+                return
 
     do_GET = do_PUT = do_DELETE = do_POST
 

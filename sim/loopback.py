@@ -1,5 +1,6 @@
 """What the loopback stand-ins share: an HTTP server on a free 127.0.0.1 port (one thread per
-client), a free port for servers that need one named, and an inbox a test can wait on."""
+client), a free port for servers that need one named, padding for huge answers, and an inbox a
+test can wait on."""
 
 from __future__ import annotations
 
@@ -7,9 +8,17 @@ import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 T = TypeVar("T")
+_CHUNK = 64 * 1024
+
+
+def write_padding(out: BinaryIO, size: int, byte: bytes = b"x") -> None:
+    """`size` copies of `byte`, written in chunks: a huge answer that the stand-in never holds."""
+    while size > 0:
+        out.write(byte * min(_CHUNK, size))
+        size -= _CHUNK
 
 
 class LoopbackHTTPServer(ThreadingHTTPServer):

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import threading
+import time
 import types
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,15 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, JpegImagePlugin
 
 from agent.settings import CameraSection
 from hardware.camera.base import CameraError
 from hardware.camera.factory import FittedCamera, open_camera
 from hardware.camera.folder import FolderCamera
 from hardware.camera.http_snapshot import HttpSnapshotCamera
-from hardware.camera.jpeg import MAX_FRAME_BYTES, fit_jpeg
+from hardware.camera.jpeg import MAX_CAMERA_FRAME_BYTES, MAX_FRAME_BYTES, fit_jpeg
 from hardware.camera.picamera import Picamera2Camera
+from sim.frames import render_frame
+from sim.snapshot_server import SnapshotServer
 
 
 def make_jpeg(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (90, 120, 30)) -> bytes:
@@ -89,6 +92,14 @@ def test_empty_folder_is_a_camera_error(tmp_path: Path) -> None:
 def test_missing_folder_is_a_camera_error(tmp_path: Path) -> None:
     with pytest.raises(CameraError, match="does not exist"):
         FolderCamera(tmp_path / "nowhere").capture()
+
+
+def test_folder_refuses_a_frame_over_the_cap_unread(tmp_path: Path) -> None:
+    with (tmp_path / "huge.jpg").open("wb") as frame:
+        frame.write(make_jpeg())
+        frame.truncate(20_000_000)  # sparse: 20 MB on paper, nothing on the disk
+    with pytest.raises(CameraError, match=r"huge\.jpg: the camera frame is 20000000 bytes, over the"):
+        FolderCamera(tmp_path).capture()
 
 
 def test_folder_rejects_a_file_that_is_not_a_jpeg(tmp_path: Path) -> None:
@@ -198,6 +209,45 @@ def test_unreachable_streamer_is_a_camera_error(closed_port: int) -> None:
     assert f"http://127.0.0.1:{closed_port}/snapshot" in str(caught.value)
 
 
+@pytest.fixture
+def hostile_camera() -> Iterator[SnapshotServer]:
+    with SnapshotServer(lambda: 0.5, None, 320, 240) as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"), [("huge", "is 20000000 bytes, over"), ("huge_undeclared", "runs past")]
+)
+def test_http_snapshot_over_the_cap_is_refused(hostile_camera: SnapshotServer, fault: Any, says: str) -> None:
+    """20 MB: refused by its Content-Length unread, or, without one, dropped at the cap."""
+    hostile_camera.fault = fault
+    camera = HttpSnapshotCamera(hostile_camera.url)
+    try:
+        with pytest.raises(
+            CameraError, match=f"(20000000 bytes, over|runs past) the {MAX_CAMERA_FRAME_BYTES} bytes"
+        ):
+            camera.capture()
+        hostile_camera.fault = None
+        assert camera.capture().startswith(b"\xff\xd8")  # and it goes on once the frames are sane
+    finally:
+        camera.close()
+
+
+def test_http_snapshot_dripping_is_cut_at_the_whole_call_deadline(hostile_camera: SnapshotServer) -> None:
+    """Each byte comes well within httpx's per-read timeout; the call as a whole must not."""
+    hostile_camera.fault, hostile_camera.drip_s = "drip", 0.05
+    deadline_s = 0.5
+    camera = HttpSnapshotCamera(hostile_camera.url, timeout_s=deadline_s)
+    started = time.monotonic()  # the clock asyncio's loop uses
+    try:
+        with pytest.raises(CameraError, match=f"did not arrive whole within {deadline_s:g} s"):
+            camera.capture()
+        elapsed = time.monotonic() - started
+    finally:
+        camera.close()
+    assert deadline_s <= elapsed < deadline_s + 0.5
+
+
 def test_http_credentials_go_as_basic_auth_and_stay_out_of_logs(
     streamer: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -236,16 +286,73 @@ def test_fit_jpeg_lowers_quality_before_scaling() -> None:
     assert image_size(fitted) == (400, 300)
 
 
-def test_fit_jpeg_scales_a_huge_frame_under_the_service_limit() -> None:
-    data = noise_jpeg((8000, 6000))
-    assert len(data) > 2 * MAX_FRAME_BYTES
+@pytest.fixture
+def decoded_sizes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The size of every JPEG Pillow decodes from here on (a spy: the real load still runs)."""
+    sizes: list[tuple[int, int]] = []
+    load = JpegImagePlugin.JpegImageFile.load
+
+    def spied(image: JpegImagePlugin.JpegImageFile) -> Any:
+        pixels = load(image)
+        sizes.append(image.size)
+        return pixels
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "load", spied)
+    return sizes
+
+
+def test_fit_jpeg_scales_a_huge_frame_under_the_service_limit_from_a_reduced_decode(
+    decoded_sizes: list[tuple[int, int]],
+) -> None:
+    data = noise_jpeg((4000, 3000))
+    assert 1.5 * MAX_FRAME_BYTES < len(data) <= MAX_CAMERA_FRAME_BYTES
 
     fitted = fit_jpeg(data)
 
     assert len(fitted) <= MAX_FRAME_BYTES
     width, height = image_size(fitted)
-    assert width < 8000
-    assert abs(width / height - 8000 / 6000) < 0.01
+    assert width < 4000
+    assert abs(width / height - 4000 / 3000) < 0.01
+    # Never decoded at 12 MP: libjpeg scaled it down while decoding.
+    assert decoded_sizes[0] == (2000, 1500)
+    assert all(w * h <= 2000 * 1500 for w, h in decoded_sizes)
+
+
+def test_fit_jpeg_checks_a_small_frame_at_an_eighth_of_its_size(decoded_sizes: list[tuple[int, int]]) -> None:
+    data = make_jpeg((1280, 720))
+    assert fit_jpeg(data) is data
+    assert decoded_sizes == [(160, 90)]
+
+
+def test_fit_jpeg_refuses_a_frame_over_the_cap_without_decoding(decoded_sizes: list[tuple[int, int]]) -> None:
+    data = make_jpeg((64, 48)) + bytes(MAX_CAMERA_FRAME_BYTES)
+    with pytest.raises(CameraError, match=f"over the {MAX_CAMERA_FRAME_BYTES} bytes accepted"):
+        fit_jpeg(data)
+    assert decoded_sizes == []
+
+
+def test_fit_jpeg_refuses_a_frame_claiming_too_many_pixels(decoded_sizes: list[tuple[int, int]]) -> None:
+    """A few hundred bytes can declare 68 MP; the header alone is enough to refuse it."""
+    data = bytearray(make_jpeg((64, 48)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = (8500).to_bytes(2, "big") + (8000).to_bytes(2, "big")  # height, width
+    with pytest.raises(CameraError, match="8000x8500 frame, over the 64 MP cap"):
+        fit_jpeg(bytes(data))
+    assert decoded_sizes == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda jpeg: jpeg[: len(jpeg) // 2], "truncated"),
+        (lambda jpeg: jpeg[:-200], "truncated"),  # the last rows missing
+        (lambda jpeg: jpeg[:4] + b"<html>not found</html>" * 40, "cannot be decoded"),
+        (lambda jpeg: jpeg[:600] + bytes(range(256)) * 40, "cannot be decoded"),
+    ],
+)
+def test_fit_jpeg_refuses_a_frame_that_does_not_fully_decode(damage: Any, why: str) -> None:
+    with pytest.raises(CameraError, match=why):
+        fit_jpeg(damage(render_frame(0.5, None, 320, 240)))
 
 
 # --- picamera2 (faked: it needs a Pi) ---------------------------------------------------------------

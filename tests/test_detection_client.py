@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from agent import __version__
-from agent.detection.client import KEY_ERRORS, MAX_IMAGE_BYTES, GadgetClient
+from agent.detection.client import KEY_ERRORS, MAX_ANSWER_BYTES, MAX_IMAGE_BYTES, GadgetClient
 from agent.detection.timing import DetectionTiming
 from agent.detection.verdict import DetectionError
 from sim.frames import render_frame
@@ -261,6 +263,41 @@ async def test_timeout_moves_to_the_fallback(service: GadgetStandIn) -> None:
     await gadget.aclose()
     assert error.error_type == "TIMEOUT"
     assert service.calls[-1].region == "fallback"
+
+
+async def test_a_dripping_answer_is_cut_at_the_whole_call_deadline(service: GadgetStandIn) -> None:
+    """One byte every 0.1 s: no read ever waits long, yet the call as a whole ends at the deadline."""
+    deadline_s = 1.0
+    gadget = await make_client(service, timing=replace(FAST, request_timeout_s=deadline_s))
+    service.inject(Reply.drip(0.1), region="primary")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    error = await fails(gadget.process(CLEAN))
+    elapsed = loop.time() - started
+    await gadget.process(CLEAN)
+    await gadget.aclose()
+    assert error.error_type == "TIMEOUT"
+    assert deadline_s <= elapsed < deadline_s + 0.5
+    assert service.calls[-1].region == "fallback"
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "no-content-length"])
+async def test_an_oversized_answer_is_refused_and_the_fallback_used(
+    service: GadgetStandIn, started: GadgetClient, caplog: pytest.LogCaptureFixture, declared: bool
+) -> None:
+    caplog.set_level(logging.INFO, logger="agent.detection.client")
+    huge = Reply.huge(32 * 1024 * 1024, declare_length=declared)
+    service.fail_primary = service.fail_fallback = huge
+    errors = [await fails(started.process(CLEAN)) for _ in range(3)]
+    service.fail_fallback = None
+    await started.process(CLEAN)
+
+    assert [e.error_type for e in errors] == ["TOO_LARGE"] * 3
+    assert f"{MAX_ANSWER_BYTES}-byte cap" in errors[0].message
+    assert [c.region for c in service.calls[1:]] == ["primary", "fallback", "fallback", "fallback"]
+    refused = [r for r in caplog.records if "refused unread" in r.getMessage()]
+    assert len(refused) == 1, "a lasting condition is logged once, not per call"
+    assert "normal size again" in caplog.records[-1].getMessage()
 
 
 async def test_dead_primary_and_dead_fallback_keep_failing_calmly(

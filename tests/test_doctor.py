@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from agent import doctor
 from agent.cli import main
 from sim.broker import MosquittoBroker
+from sim.gadget_service import Reply
+from sim.snapshot_server import Fault
 from sim.world import SimWorld, sim_world
 
 Config = dict[str, dict[str, object]]
@@ -123,6 +126,47 @@ def test_a_wrong_api_key_fails_to_create_a_context(
     assert lines["api key"].startswith("FAIL api key")
     assert "creating a detection context failed" in lines["api key"]
     assert "wrong-key-0123" not in lines["api key"]
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [("huge", "over the 12582912 bytes accepted"), ("truncated", "image file is truncated")],
+)
+def test_a_hostile_camera_fails_the_camera_check(
+    world: SimWorld, run_doctor: Callable[[Config], tuple[int, dict[str, str]]], fault: Fault, reason: str
+) -> None:
+    world.webcam.fault = fault
+    code, lines = run_doctor({})
+    assert code == 1
+    assert lines["camera"].startswith("FAIL camera")
+    assert reason in lines["camera"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "reason"),
+    [
+        (
+            Reply.huge(32 * 1024 * 1024, declare_length=False),
+            "TOO_LARGE: the answer runs past the 65536-byte cap",
+        ),
+        (Reply.drip(0.1), "TIMEOUT: no whole answer within 1 s"),
+    ],
+    ids=["huge", "drip"],
+)
+def test_a_hostile_detection_service_fails_the_api_key_check_in_time(
+    world: SimWorld,
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+    reply: Reply,
+    reason: str,
+) -> None:
+    monkeypatch.setattr(doctor, "API_DEADLINE_S", 1.0)
+    world.service.inject(reply, endpoint="createcontext")
+    started = time.monotonic()
+    code, lines = run_doctor({})
+    assert time.monotonic() - started < 10, "every check ends by itself"
+    assert code == 1
+    assert reason in lines["api key"]
 
 
 def test_a_refused_login_is_named(

@@ -20,10 +20,13 @@ from agent.detection.timing import DetectionTiming
 from agent.detection.usage import FREE_USAGE_ERROR, ROLLOVER_MARGIN_S, UsageMeter
 from agent.detection.verdict import DetectionError, Verdict
 from agent.monitor import InspectionSession
-from hardware.camera.base import CameraError
+from hardware.camera.base import Camera, CameraError
+from hardware.camera.factory import FittedCamera
 from hardware.camera.folder import FolderCamera
+from hardware.camera.http_snapshot import HttpSnapshotCamera
 from sim.frames import render_frame
 from sim.gadget_service import Call, GadgetStandIn, Interval, Reply
+from sim.snapshot_server import SnapshotServer
 
 KEY = "lg-test-key-monitor-5"
 TIMING = DetectionTiming(
@@ -83,9 +86,11 @@ class Recorder:
 
 @contextlib.asynccontextmanager
 async def session_of(
-    camera: FolderCamera, client: GadgetClient, recorder: Recorder, active: bool = True
+    camera: Camera, client: GadgetClient, recorder: Recorder, active: bool = True, camera_retry_s: float = 5.0
 ) -> AsyncIterator[tuple[InspectionSession, asyncio.Task[None]]]:
-    session = InspectionSession(camera, client, "benchy.gcode", recorder.on_verdict, recorder.on_failure)
+    session = InspectionSession(
+        camera, client, "benchy.gcode", recorder.on_verdict, recorder.on_failure, camera_retry_s
+    )
     session.set_active(active)
     task = asyncio.create_task(session.run())
     try:
@@ -192,6 +197,33 @@ async def test_an_image_the_service_cannot_decode_is_followed_by_a_fresh_capture
     first, broken, after = process_calls(service)[:3]
     assert (first.status, broken.error_type, after.status) == (200, "OE_IMAGE_DECODE_FAILED", 200)
     assert len({first.files[0].sha256, broken.files[0].sha256, after.files[0].sha256}) == 3
+
+
+@pytest.mark.parametrize("where", ["http", "folder"])
+async def test_a_frame_that_does_not_decode_costs_no_process_call(
+    service: GadgetStandIn, camera: FolderCamera, where: str
+) -> None:
+    """Truncated behind a valid header (from a streamer), or other bytes behind a .jpg name: a camera
+    error, found by the check in front of the service, not a Process call that is billed."""
+    with SnapshotServer(lambda: 0.5, None, 320, 240) as streamer:
+        if where == "http":
+            streamer.fault = "truncated"
+            source: Camera = HttpSnapshotCamera(streamer.url)
+        else:
+            for frame in camera.path.iterdir():
+                frame.write_bytes(b"\xff\xd8\xff\xe0" + bytes(range(256)) * 64)
+            source = camera
+        recorder = Recorder()
+        client = GadgetClient(service.base_url, KEY, timing=TIMING)
+        async with session_of(FittedCamera(source), client, recorder, camera_retry_s=0.05):
+            await recorder.wait_attempts(3)
+            assert all(isinstance(error, CameraError) for error, _ in recorder.failures)
+            assert process_calls(service) == []
+            if where == "http":  # the streamer recovers: inspections go on
+                streamer.fault = None
+                await recorder.wait_attempts(len(recorder.failures) + 1)
+                assert len(recorder.verdicts) == 1 and len(process_calls(service)) == 1
+        await asyncio.to_thread(source.close)  # blocking, like capture(): off the loop
 
 
 async def test_a_key_error_ends_the_session_without_hammering(

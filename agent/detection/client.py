@@ -10,6 +10,7 @@ sends a User-Agent, and never sleeps itself: the caller waits `next_interval_s` 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -26,6 +27,7 @@ from agent.detection.timing import DEFAULT_TIMING, DetectionTiming
 from agent.detection.usage import FREE_USAGE_ERROR, UsageMeter
 from agent.detection.verdict import DetectionError, Verdict
 from agent.store import JsonRecord
+from hardware.bounded_http import IDENTITY, AnswerTooLarge, bounded_request
 from hardware.camera.base import CameraError
 from hardware.camera.jpeg import fit_jpeg
 
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 CREATE_CONTEXT_PATH = "/api/gadget/v1/createcontext"
 MAX_IMAGE_BYTES = 6 * 1024 * 1024
+# Every documented answer is a small flat JSON object; anything larger is refused unread.
+MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = f"LayerGuard/{__version__}"
 # No retry, new context or other URL fixes these: a person has to act (key, payment, network).
 KEY_ERRORS = frozenset(
@@ -88,7 +92,7 @@ class GadgetClient:
         self._record = context_record
         self._clock = clock
         self._http = httpx.AsyncClient(
-            headers={"X-API-Key": api_key, "User-Agent": USER_AGENT},
+            headers={"X-API-Key": api_key, "User-Agent": USER_AGENT, **IDENTITY},
             timeout=timing.request_timeout_s,
             transport=transport,
         )
@@ -98,6 +102,7 @@ class GadgetClient:
         self._stopped: DetectionError | None = None
         self._failures = 0  # attempts in a row without an answer we could use
         self._last_odd: tuple[float | None] | None = None  # the odd interval logged last
+        self._oversized = False  # answers are being refused for their size (logged when it starts and ends)
 
     async def open_context(self, print_file: str | None) -> float:
         """A print began, or was found running after a restart: continue the context kept for it,
@@ -214,28 +219,46 @@ class GadgetClient:
             self._record.save(context.to_record())
 
     async def _post(self, url: str, retry_s: float, **request: Any) -> dict[str, Any]:
-        """POST and return the JSON object of a 200 answer; every other outcome is a DetectionError."""
+        """POST and return the JSON object of a 200 answer; every other outcome is a DetectionError.
+
+        The whole call (connect, send, answer) ends at `request_timeout_s`, and an answer over
+        MAX_ANSWER_BYTES is refused unread: both count as failures of the URL (routing)."""
+        deadline_s = self._timing.request_timeout_s
         try:
-            response = await self._http.post(url, **request)
-        except httpx.TimeoutException as exc:
-            message = f"no answer within {self._timing.request_timeout_s:g} s"
+            answer = await bounded_request(
+                self._http, "POST", url, deadline_s=deadline_s, max_bytes=MAX_ANSWER_BYTES, **request
+            )
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            message = f"no whole answer within {deadline_s:g} s"
             raise self._error("TIMEOUT", message, retry_s, routing=True) from exc
+        except AnswerTooLarge as exc:
+            self._note_oversized(True, str(exc))
+            raise self._error("TOO_LARGE", str(exc), retry_s, routing=True) from None
         except httpx.HTTPError as exc:
             raise self._error("NETWORK", f"{type(exc).__name__}: {exc}", retry_s, routing=True) from exc
+        self._note_oversized(False)
         try:
-            body = response.json()
+            body = json.loads(answer.body)
         except ValueError:
             body = None
-        status = response.status_code
+        status = answer.status
         if status == 200:
             if isinstance(body, dict):
                 return body
             raise self._error("BAD_RESPONSE", "HTTP 200 without a JSON object", retry_s, routing=True)
-        retry_s = max(retry_s, _retry_after_s(response))
+        retry_s = max(retry_s, _retry_after_s(status, answer.headers))
         if isinstance(body, dict) and isinstance(body.get("ErrorType"), str):
             raise self._api_error(status, body["ErrorType"], str(body.get("ErrorDetails") or ""), retry_s)
         kind = "SERVER_ERROR" if status >= 500 else "BAD_RESPONSE"
         raise self._error(kind, f"HTTP {status} without the documented error body", retry_s, routing=True)
+
+    def _note_oversized(self, oversized: bool, why: str = "") -> None:
+        """A server answering with megabytes does so on every call: say it once, and when it stops."""
+        if oversized and not self._oversized:
+            log.warning("Gadget answers are refused unread: %s (logged again when they shrink)", why)
+        elif self._oversized and not oversized:
+            log.info("Gadget answers are of normal size again")
+        self._oversized = oversized
 
     def _api_error(self, status: int, error_type: str, details: str, retry_s: float) -> DetectionError:
         message = f"HTTP {status}: {details}"
@@ -313,10 +336,10 @@ def _unknown_context(context: GadgetContext, error: DetectionError) -> bool:
     return not context.confirmed or "context" in error.message.lower()
 
 
-def _retry_after_s(response: httpx.Response) -> float:
+def _retry_after_s(status: int, headers: httpx.Headers) -> float:
     """A 429's Retry-After (seconds or an HTTP date) as seconds from now; 0 when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if response.status_code != 429 or not value:
+    value = headers.get("Retry-After")
+    if status != 429 or not value:
         return 0.0
     try:
         return max(float(value), 0.0)

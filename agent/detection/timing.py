@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class DetectionTiming:
+    # The deadline of a whole call, connect + send + the complete answer: a server that answers
+    # slowly, or drips its answer, costs at most this (then the call fails as TIMEOUT).
     request_timeout_s: float = 30.0
     # The documented wait between attempts until a context has produced its first verdict.
     first_success_retry_s: float = 20.0

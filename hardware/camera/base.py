@@ -14,4 +14,4 @@ class Camera(Protocol):
         """Return one JPEG frame. Blocking: the agent calls it off the event loop. Raises CameraError."""
 
     def close(self) -> None:
-        """Release the device; capture() may reopen it."""
+        """Release the device; capture() may reopen it. Blocking too: called off the event loop."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from pathlib import Path
 
 from hardware.camera.base import CameraError
-from hardware.camera.jpeg import JPEG_MAGIC
+from hardware.camera.jpeg import JPEG_MAGIC, MAX_CAMERA_FRAME_BYTES, frame_too_large
 
 _SUFFIXES = (".jpg", ".jpeg")
 _Key = tuple[tuple[int, int | str], ...]
@@ -69,10 +70,15 @@ class FolderCamera:
         self._last_key = self._keys[index]
         path = self.path / name
         try:
-            data = path.read_bytes()
+            with path.open("rb") as file:
+                # Refused by its size before it is read; read with a bound in case it grows meanwhile.
+                size = os.fstat(file.fileno()).st_size
+                data = file.read(MAX_CAMERA_FRAME_BYTES + 1) if size <= MAX_CAMERA_FRAME_BYTES else b""
         except OSError as exc:
             self._listed_mtime = None  # it changed under us: list again next time
             raise CameraError(f"cannot read camera frame {path}: {exc}") from exc
+        if size > MAX_CAMERA_FRAME_BYTES or len(data) > MAX_CAMERA_FRAME_BYTES:
+            raise CameraError(f"camera frame {path}: {frame_too_large(max(size, len(data)))}")
         if not data.startswith(JPEG_MAGIC):
             raise CameraError(f"camera frame {path} is not a JPEG")
         return data

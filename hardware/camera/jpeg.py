@@ -1,4 +1,10 @@
-"""JPEG post-processing shared by the camera backends: size limit and software rotation."""
+"""JPEG checks and post-processing shared by the camera backends: every frame is checked to decode
+before it is paid for, held within the size limits, and rotated in software when the camera cannot.
+
+Memory stays bounded whatever a camera delivers: frames are refused above MAX_CAMERA_FRAME_BYTES
+and MAX_FRAME_PIXELS, and decoded at reduced size (libjpeg's DCT scaling, Pillow's draft mode)
+wherever the full size is not needed.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,15 @@ from hardware.camera.base import CameraError
 JPEG_MAGIC = b"\xff\xd8"
 # The detection service rejects larger uploads.
 MAX_FRAME_BYTES = 6 * 1024 * 1024
+# The largest frame accepted from a camera at all (twice what the service takes): past this a
+# camera or streamer is set to a resolution no detector needs, and the frame is a camera error.
+MAX_CAMERA_FRAME_BYTES = 12 * 1024 * 1024
+# The most pixels a frame may declare: above the largest Pi camera sensor (64 MP). A JPEG of a
+# flat colour is tiny in bytes however many pixels it claims, so bytes alone are no bound.
+MAX_FRAME_PIXELS = 64_000_000
+# A frame that must be re-encoded is decoded at the DCT scale (1/2, 1/4, 1/8) that brings it to at
+# most this many pixels: 12 MB of RGB, more detail than the detector uses.
+FIT_DECODE_PIXELS = 4_000_000
 # Below this, JPEG artefacts start to look like the stringy defects the detector is meant to find;
 # past it, losing pixels costs less than losing quality.
 QUALITY_FLOOR = 60
@@ -28,14 +43,26 @@ _CLOCKWISE = {
 }
 
 
-def _decode(data: bytes) -> Image.Image:
+def _decode(data: bytes, max_pixels: int) -> tuple[Image.Image, int]:
+    """The frame decoded completely, at the largest DCT scale that gives at most `max_pixels`
+    (down to 1/8 per side), and its pixel count at full size. Raises CameraError for anything that
+    is not a whole JPEG within MAX_FRAME_PIXELS."""
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=["JPEG"])
+        pixels = image.width * image.height
+        if pixels > MAX_FRAME_PIXELS:
+            raise CameraError(
+                f"the camera returned a {image.width}x{image.height} frame, over the "
+                f"{MAX_FRAME_PIXELS // 1_000_000} MP cap; lower the camera's resolution"
+            )
+        scale = next((s for s in (1, 2, 4) if pixels <= max_pixels * s * s), 8)
+        if scale > 1:
+            image.draft(image.mode, (image.width // scale, image.height // scale))
         image.load()
-    except (OSError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise CameraError(f"the camera returned an image that cannot be decoded: {exc}") from exc
     # JPEG can also hold CMYK or YCCK, which the detector should never see.
-    return image if image.mode in ("RGB", "L") else image.convert("RGB")
+    return (image if image.mode in ("RGB", "L") else image.convert("RGB")), pixels
 
 
 def _encode(image: Image.Image, quality: int) -> bytes:
@@ -45,15 +72,22 @@ def _encode(image: Image.Image, quality: int) -> bytes:
 
 
 def fit_jpeg(data: bytes, max_bytes: int = MAX_FRAME_BYTES, quality: int = 85) -> bytes:
-    """Return `data` if it is at most `max_bytes`, else a re-encoded frame that is.
+    """Return `data` if it is a JPEG that decodes completely and is at most `max_bytes`, else a
+    re-encoded frame that is. Raises CameraError for a broken or oversized frame.
 
-    Small frames come back untouched, so the usual case costs nothing. A big one is re-encoded at
-    `quality` and lower (down to QUALITY_FLOOR), then scaled down until it fits.
+    This is the check before a frame is paid for: a truncated or mislabelled frame fails here, not
+    at the service. A small frame is decoded at 1/8 scale only (a few ms) and comes back untouched.
+    A big one is decoded at reduced size, re-encoded at `quality` and lower (down to QUALITY_FLOOR),
+    then scaled down until it fits.
     """
+    if len(data) > MAX_CAMERA_FRAME_BYTES:
+        raise CameraError(frame_too_large(len(data)))
     if len(data) <= max_bytes:
+        _decode(data, max_pixels=1)
         return data
-    image = _decode(data)
-    size = len(data)
+    image, full_pixels = _decode(data, FIT_DECODE_PIXELS)
+    # Encoded size grows roughly with the pixel count: what the reduced image would take at full quality.
+    size = len(data) * image.width * image.height // full_pixels
     ladder = [*range(quality, QUALITY_FLOOR, -_QUALITY_STEP), min(quality, QUALITY_FLOOR)]
     for q in ladder:
         # Quality alone seldom halves a frame: far over the limit, skip straight to scaling.
@@ -78,4 +112,15 @@ def fit_jpeg(data: bytes, max_bytes: int = MAX_FRAME_BYTES, quality: int = 85) -
 
 def rotate_jpeg(data: bytes, degrees: int, quality: int) -> bytes:
     """Rotate a JPEG clockwise by 90, 180 or 270 degrees, for cameras that cannot do it themselves."""
-    return _encode(_decode(data).transpose(_CLOCKWISE[degrees]), quality)
+    image, _ = _decode(data, MAX_FRAME_PIXELS)
+    return _encode(image.transpose(_CLOCKWISE[degrees]), quality)
+
+
+def frame_too_large(size: int | None) -> str:
+    """The camera error for a frame over MAX_CAMERA_FRAME_BYTES (`size` None: not known, as its
+    reading stopped at the cap), the same from every backend."""
+    what = f"is {size} bytes, over" if size is not None else "runs past"
+    return (
+        f"the camera frame {what} the {MAX_CAMERA_FRAME_BYTES} bytes accepted; "
+        "lower the camera's resolution or JPEG quality"
+    )
