@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agent.notify.message import Message
 from agent.notify.send import send_request
+from agent.notify.services import SNAPSHOT
 from bench import procstat
 from bench.launch import API_KEY, AgentProcess, state_is, watched_agent, write_camera_frames
 from bench.report import Row, at_least, below
@@ -125,7 +126,7 @@ def _deliver_once(webhook: WebhookServer, frames: Path) -> tuple[float, float]:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "agent.notify.send"],
-        input=send_request(webhook.url("json"), message, jpeg, 30),
+        input=send_request(webhook.url("json"), message, {SNAPSHOT: jpeg}, 30),
         capture_output=True,
         timeout=60,
         check=True,

@@ -11,13 +11,14 @@ import pytest
 
 from agent.notify.delivery import Delivery
 from agent.notify.message import Message
-from agent.notify.services import InvalidUrl, open_service
+from agent.notify.services import SNAPSHOT, InvalidUrl, open_service
 from sim.frames import render_frame
 from sim.loopback import free_port
 from sim.mail_server import MailServer
 from sim.webhook_server import WebhookServer
 
 JPEG = render_frame(0.4, 0.2, 320, 240)
+FILES = {SNAPSHOT: JPEG}
 MESSAGE = Message("failure_paused", "mk3: print PAUSED, failure detected", "benchy.gcode, 40 % done\nPaused.")
 
 
@@ -38,7 +39,7 @@ async def test_webhooks_and_email_receive_the_message_with_the_jpeg(
 ) -> None:
     urls = [hook.url("json", "/j"), hook.url("form", "/f"), mail.url()]
     delivery = Delivery(urls)
-    results = await delivery.send(MESSAGE, JPEG)
+    results = await delivery.send(MESSAGE, FILES)
     assert results == [("json://127.0.0.1", True), ("form://127.0.0.1", True), ("mailto://127.0.0.1", True)]
     assert delivery.status == "ok"
     by_path = {r.path: r for r in hook.wait_for(2)}
@@ -56,7 +57,7 @@ async def test_webhooks_and_email_receive_the_message_with_the_jpeg(
 async def test_messages_reach_a_service_in_the_order_they_were_sent(hook: WebhookServer) -> None:
     delivery = Delivery([hook.url()])
     first, second = (Message(kind, kind, "body") for kind in ("failure_warning", "failure_paused"))
-    await asyncio.gather(delivery.send(first, None), delivery.send(second, JPEG))
+    await asyncio.gather(delivery.send(first, {}), delivery.send(second, FILES))
     assert [r.title for r in hook.wait_for(2)] == ["failure_warning", "failure_paused"]
 
 
@@ -68,7 +69,7 @@ async def test_a_dead_service_is_retried_with_backoff_then_logged_once_and_shown
     delivery = Delivery([dead, hook.url()], statuses.append, attempt_s=5, retry_for_s=1.5, first_retry_s=0.2)
     caplog.set_level(logging.INFO, logger="agent.notify")
     started = time.monotonic()
-    results = await delivery.send(MESSAGE, JPEG)
+    results = await delivery.send(MESSAGE, FILES)
     assert results == [("json://127.0.0.1", False), ("json://127.0.0.1", True)]
     assert time.monotonic() - started < 12  # bounded: 1.5 s of retries plus one attempt's deadline
     assert len(hook.wait_for(1)) == 1  # the live service got it once
@@ -84,10 +85,10 @@ async def test_a_service_that_comes_back_clears_the_status(caplog: pytest.LogCap
     with WebhookServer(status=503) as refusing:
         statuses: list[str] = []
         delivery = Delivery([refusing.url("form")], statuses.append, retry_for_s=0)
-        assert await delivery.send(MESSAGE, JPEG) == [("form://127.0.0.1", False)]
+        assert await delivery.send(MESSAGE, FILES) == [("form://127.0.0.1", False)]
         assert "503" in (delivery.failure("form://127.0.0.1") or "")
         refusing.status = 200
-        assert await delivery.send(MESSAGE, JPEG) == [("form://127.0.0.1", True)]
+        assert await delivery.send(MESSAGE, FILES) == [("form://127.0.0.1", True)]
     assert statuses == ["error: form://127.0.0.1", "ok"]
     assert "get through again" in caplog.text
 
@@ -106,7 +107,7 @@ async def test_a_slow_service_is_abandoned_at_the_deadline_without_blocking_the_
         ticker = asyncio.create_task(tick())
         started = time.monotonic()
         try:
-            results = await delivery.send(MESSAGE, JPEG)
+            results = await delivery.send(MESSAGE, FILES)
         finally:
             ticker.cancel()
         elapsed = time.monotonic() - started

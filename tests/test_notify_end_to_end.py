@@ -21,6 +21,8 @@ from sim.world import SimWorld
 
 WARNING, PAUSED, REMINDER = "possible print failure", "print PAUSED, failure detected", "print still paused"
 REMINDER_AFTER_S = 2.0
+REPORT_PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)  # the bytes are passed through, never decoded
+REMINDER_FILES = ["layerguard-report.png", "layerguard.jpg"]
 world = test_end_to_end.world  # the same simulated print that fails, watched over MQTT too
 
 
@@ -47,6 +49,7 @@ async def test_a_failing_print_notifies_warning_pause_and_one_reminder_with_the_
             await until(agent, lambda s: s.print_state == "idle")
             world.printer.panel_start("benchy.gcode")
             await until(agent, lambda s: s.paused_by == "agent", within=30)
+            sink.on_report(REPORT_PNG, "1")  # as the history sink does after a pause
             hooks = await asyncio.to_thread(hook.wait_for, 3, 15)
             mails = await asyncio.to_thread(mail.wait_for, 3, 15)
             assert sink.rules.reminder_at() is None  # the one reminder is spent: none is planned
@@ -56,8 +59,11 @@ async def test_a_failing_print_notifies_warning_pause_and_one_reminder_with_the_
     assert kinds([h.title for h in hooks]) == [WARNING, PAUSED, REMINDER]
     assert kinds([m.subject for m in mails]) == [WARNING, PAUSED, REMINDER]
     for received in (*hooks, *mails):
-        (frame,) = received.attachments.values()
-        assert frame[:2] == b"\xff\xd8"
+        assert received.attachments["layerguard.jpg"][:2] == b"\xff\xd8"
+    # The reminder also carries the print's timeline picture; the alerts before it came too early.
+    assert [sorted(h.attachments) for h in hooks] == [["layerguard.jpg"]] * 2 + [REMINDER_FILES]
+    assert sorted(mails[2].attachments) == REMINDER_FILES
+    assert hooks[2].attachments["layerguard-report.png"] == REPORT_PNG
     assert hooks[0].attachments != hooks[1].attachments  # each the frame that caused it
     assert hooks[1].body.startswith("benchy.gcode, ") and "failure score" in hooks[1].body
     assert mails[1].attachments == hooks[1].attachments

@@ -11,7 +11,7 @@ import io
 
 from agent.notify.delivery import ATTEMPT_S, Delivery
 from agent.notify.message import redact, trial_message
-from agent.notify.services import InvalidUrl, Service, open_service, url_secrets
+from agent.notify.services import SNAPSHOT, InvalidUrl, Service, open_service, url_secrets
 from agent.settings import CameraSection, ConfigError, NotifySection, load_settings
 
 URLS_HINT = "[file key notify.urls, LAYERGUARD_NOTIFY__URLS, or the secret file notify__urls]"
@@ -26,7 +26,7 @@ def run_notify_test(config: str | None) -> int:
         print(f"camera failed ({camera_problem}): sending a placeholder picture instead", flush=True)
     message = redact(trial_message(settings.agent.printer_id, camera_problem), secrets)
     delivery = Delivery([url.get_secret_value() for url in settings.notify.urls], retry_for_s=0, quiet=True)
-    results = asyncio.run(delivery.send(message, jpeg))
+    results = asyncio.run(delivery.send(message, {SNAPSHOT: jpeg}))
     for service_label, delivered in results:
         verdict = "ok" if delivered else f"FAIL ({delivery.failure(service_label) or 'not delivered'})"
         print(f"{service_label}: {verdict}", flush=True)

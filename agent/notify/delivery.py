@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agent.notify.message import Message, mask
@@ -70,7 +70,7 @@ class Delivery:
         try:
             out, _, _ = await self._child(check_request([t.url for t in self.targets]), self.attempt_s)
             invalid = set(json.loads(out.splitlines()[-1])["invalid"])
-        except (TimeoutError, ValueError, IndexError, KeyError) as exc:
+        except (TimeoutError, OSError, ValueError, IndexError, KeyError) as exc:
             log.warning("Could not check notify.urls: %s", exc or "no answer")
             return
         for index in sorted(invalid):
@@ -81,28 +81,28 @@ class Delivery:
         if invalid:
             self.on_status(self.status)
 
-    async def send(self, message: Message, jpeg: bytes | None) -> list[tuple[str, bool]]:
+    async def send(self, message: Message, files: Mapping[str, bytes]) -> list[tuple[str, bool]]:
         """Deliver to every service at once; returns (label, delivered) per service."""
         targets = list(self.targets)
-        results = await asyncio.gather(*(self._send_one(t, message, jpeg) for t in targets))
+        results = await asyncio.gather(*(self._send_one(t, message, files) for t in targets))
         return [(t.label, ok) for t, ok in zip(targets, results, strict=True)]
 
-    async def _send_one(self, target: Target, message: Message, jpeg: bytes | None) -> bool:
+    async def _send_one(self, target: Target, message: Message, files: Mapping[str, bytes]) -> bool:
         """In order per service (a warning never arrives after the pause it led to); a service
         already known to be failing gets one attempt per message rather than another retry window."""
         async with self._locks.setdefault(target, asyncio.Lock()):
             retry_for_s = 0.0 if target in self.failing else self.retry_for_s
-            return await self._attempts(target, message, jpeg, retry_for_s)
+            return await self._attempts(target, message, files, retry_for_s)
 
     async def _attempts(
-        self, target: Target, message: Message, jpeg: bytes | None, retry_for_s: float
+        self, target: Target, message: Message, files: Mapping[str, bytes], retry_for_s: float
     ) -> bool:
         give_up_at = time.monotonic() + retry_for_s
         wait_s = self.first_retry_s
         attempts = 0
         while True:
             attempts += 1
-            why = await self._attempt(target, message, jpeg)
+            why = await self._attempt(target, message, files)
             if why is None:
                 self._note(target, None, message, attempts)
                 return True
@@ -120,13 +120,15 @@ class Delivery:
             await asyncio.sleep(wait_s)
             wait_s = min(wait_s * 2, MAX_RETRY_S)
 
-    async def _attempt(self, target: Target, message: Message, jpeg: bytes | None) -> str | None:
+    async def _attempt(self, target: Target, message: Message, files: Mapping[str, bytes]) -> str | None:
         """None when delivered, else why not."""
-        request = send_request(target.url, message, jpeg, self.attempt_s)
+        request = send_request(target.url, message, files, self.attempt_s)
         try:
             out, err, code = await self._child(request, self.attempt_s)
         except TimeoutError:
             return f"no answer within {self.attempt_s:g} s"
+        except OSError as exc:  # no process to be had (memory, process limit): try again later
+            return f"cannot start the sender: {exc.strerror or exc}"
         try:
             if json.loads(out.splitlines()[-1])["delivered"]:
                 return None

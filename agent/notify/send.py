@@ -5,9 +5,10 @@ agent would otherwise keep for good (its goal is under 60 MB on a Pi); and a pro
 at its deadline, where a thread stuck in a service's socket cannot. Notifications are rare, so a
 second of start-up each time is cheap.
 
-Protocol: stdin holds one JSON line (`urls`, and for a send `title`, `body`, `alert`, `timeout_s`)
-followed by the JPEG's bytes, if any; stdout gets one JSON line back: `{"delivered": bool,
-"peak_rss_mb": float}` for a send (one URL), `{"invalid": [index, ...]}` for a check (no title).
+Protocol: stdin holds one JSON line (`urls`, and for a send `title`, `body`, `alert`, `timeout_s`,
+`files`: name and size of each attachment) followed by the attachments' bytes; stdout gets one
+JSON line back: `{"delivered": bool, "peak_rss_mb": float}` for a send (one URL),
+`{"invalid": [index, ...]}` for a check (no title).
 Apprise's own warnings (privacy-masked URLs) go to stderr: the parent takes the last as the reason.
 URLs travel on stdin, never on the command line, where `ps` would show them.
 """
@@ -17,15 +18,21 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from agent.notify.message import Message
 from agent.notify.services import InvalidUrl, open_service
 
 
-def send_request(url: str, message: Message, jpeg: bytes | None, timeout_s: float) -> bytes:
+def send_request(url: str, message: Message, files: Mapping[str, bytes], timeout_s: float) -> bytes:
     head = {"urls": [url], "title": message.title, "body": message.body, "alert": message.alert}
-    return json.dumps({**head, "timeout_s": timeout_s}).encode() + b"\n" + (jpeg or b"")
+    sizes = [[name, len(data)] for name, data in files.items()]
+    return (
+        json.dumps({**head, "timeout_s": timeout_s, "files": sizes}).encode()
+        + b"\n"
+        + b"".join(files.values())
+    )
 
 
 def check_request(urls: list[str]) -> bytes:
@@ -34,7 +41,7 @@ def check_request(urls: list[str]) -> bytes:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
-    head, _, jpeg = sys.stdin.buffer.read().partition(b"\n")
+    head, _, data = sys.stdin.buffer.read().partition(b"\n")
     request: dict[str, Any] = json.loads(head)
     urls: list[str] = request["urls"]
     if "title" not in request:
@@ -46,7 +53,10 @@ def main() -> int:
         print(exc, file=sys.stderr)
         delivered = False
     else:
-        delivered = service.send(request["title"], request["body"], jpeg or None, bool(request["alert"]))
+        files, offset = {}, 0
+        for name, size in request["files"]:
+            files[name], offset = data[offset : offset + size], offset + size
+        delivered = service.send(request["title"], request["body"], files, bool(request["alert"]))
     print(json.dumps({"delivered": delivered, "peak_rss_mb": _peak_rss_mb()}), flush=True)
     return 0
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-JPEG_NAME = "layerguard.jpg"
+SNAPSHOT = "layerguard.jpg"  # attachment names: the inspected frame, and the print's timeline picture
+REPORT = "layerguard-report.png"
 
 
 class InvalidUrl(ValueError):
@@ -65,7 +67,7 @@ class Service:
     label: str
     apprise: Any  # apprise.Apprise holding this URL only, so each service reports for itself
 
-    def send(self, title: str, body: str, jpeg: bytes | None, alert: bool) -> bool:
+    def send(self, title: str, body: str, files: Mapping[str, bytes], alert: bool) -> bool:
         """Blocking: run it in a thread. True when the service accepted the notification.
 
         The frame goes through a file: several Apprise services (form://, for one) open
@@ -73,12 +75,15 @@ class Service:
         from apprise import NotifyType
 
         kind = NotifyType.FAILURE if alert else NotifyType.INFO
-        if not jpeg:
+        if not files:
             return bool(self.apprise.notify(body=body, title=title, notify_type=kind))
         with tempfile.TemporaryDirectory(prefix="layerguard-notify-") as directory:
-            path = Path(directory) / JPEG_NAME
-            path.write_bytes(jpeg)
-            return bool(self.apprise.notify(body=body, title=title, notify_type=kind, attach=str(path)))
+            paths = []
+            for name, data in files.items():
+                path = Path(directory) / Path(name).name
+                path.write_bytes(data)
+                paths.append(str(path))
+            return bool(self.apprise.notify(body=body, title=title, notify_type=kind, attach=paths))
 
 
 def open_service(url: str, timeout_s: float) -> Service:

@@ -16,6 +16,7 @@ from typing import Any
 from agent.notify.delivery import Delivery
 from agent.notify.episodes import EpisodeRules
 from agent.notify.message import Message, compose, redact
+from agent.notify.services import REPORT, SNAPSHOT
 from agent.outputs import Sink
 from agent.settings import Settings
 from agent.state import iso_now
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 RECORD_FILE = "notify-sent.json"  # in agent.state_dir: what was notified, and the last delivery status
 STOP_GRACE_S = 2.0  # deliveries under way at shutdown get this long, then are dropped (and logged)
 INSPECTION_FIELDS = ("file", "progress", "score")
+# The print's timeline picture (from the history sink) goes with these, when there is one.
+REPORT_KINDS = ("pause_reminder", "print_finished", "print_cancelled", "print_lost")
 
 
 class NotifySink(Sink):
@@ -51,6 +54,7 @@ class NotifySink(Sink):
         delivery.on_status = self._status_changed
         self._state: dict[str, Any] = {}
         self._frame: tuple[bytes, Mapping[str, Any]] | None = None  # this print's last inspection
+        self._report: bytes | None = None  # this print's timeline picture
         self._tasks: set[asyncio.Task[None]] = set()
         self._reminder: asyncio.TimerHandle | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notify-record")
@@ -70,9 +74,12 @@ class NotifySink(Sink):
     def on_inspection(self, jpeg: bytes, inspection: Mapping[str, Any]) -> None:
         self._frame = (jpeg, inspection)
 
+    def on_report(self, png: bytes, print_id: str | None = None) -> None:
+        self._report = png
+
     def on_event(self, event: Mapping[str, Any]) -> None:
         if event.get("type") == "print_started":
-            self._frame = None  # the last print's frame explains nothing about this one
+            self._frame = self._report = None  # the last print's pictures say nothing about this one
         decision = self.rules.on_event(event, self._state)
         if decision.why:
             log.warning("Notification %s held back: %s", event.get("type"), decision.why)
@@ -104,16 +111,20 @@ class NotifySink(Sink):
 
     def _send(self, kind: str, event: Mapping[str, Any]) -> None:
         message = redact(compose(kind, event, self._context(), self.printer_id), self.secrets)
-        jpeg = self._frame[0] if self.attach_snapshot and self._frame is not None else None
+        files: dict[str, bytes] = {}
+        if self.attach_snapshot and self._frame is not None:
+            files[SNAPSHOT] = self._frame[0]
+        if kind in REPORT_KINDS and self._report is not None:
+            files[REPORT] = self._report
         assert self._loop is not None, "start() comes first"
-        self._track(self._loop.create_task(self._deliver(message, jpeg), name=f"notify-{kind}"))
+        self._track(self._loop.create_task(self._deliver(message, files), name=f"notify-{kind}"))
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, message: Message, jpeg: bytes | None) -> None:
-        results = await self.delivery.send(message, jpeg)
+    async def _deliver(self, message: Message, files: dict[str, bytes]) -> None:
+        results = await self.delivery.send(message, files)
         delivered = [label for label, ok in results if ok]
         if delivered:
             log.info("Notified %s: %s", message.kind, ", ".join(delivered))
