@@ -83,7 +83,7 @@ _WORDING: dict[str, tuple[str, str, bool]] = {
     "heaters_off": ("heaters off during the pause", "", False),
     "detection_stopped": (
         "failure detection stopped",
-        "The print goes on without being watched until this is fixed.",
+        "Meanwhile the print goes on without being watched.",
         True,
     ),
     "detection_error": ("failure detection error", "", False),
