@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -175,29 +176,15 @@ class AgentProcess:
 
 @contextlib.contextmanager
 def watched_agent(
-    directory: Path,
-    *,
-    printer_id: str,
-    printer_port: str,
-    camera: str,
-    api_url: str,
-    broker: MosquittoBroker,
-    notify_urls: tuple[str, ...] = (),
+    directory: Path, *, printer_id: str, broker: MosquittoBroker, **options: Any
 ) -> Iterator[tuple[AgentProcess, MqttProbe]]:
-    """An AgentProcess and a probe on its state topic; leaving stops it, and a status other than 0
-    (after a clean run) is an error that carries the agent's log."""
+    """An AgentProcess (`options` are its keyword arguments) and a probe on its state topic;
+    leaving stops it, and a status other than 0 (after a clean run) is an error that carries the
+    agent's log."""
     probe = MqttProbe(broker.host, broker.port)
     try:
         probe.subscribe(f"layerguard/{printer_id}/state")
-        with AgentProcess(
-            directory,
-            printer_id=printer_id,
-            printer_port=printer_port,
-            camera=camera,
-            api_url=api_url,
-            broker=broker,
-            notify_urls=notify_urls,
-        ) as agent:
+        with AgentProcess(directory, printer_id=printer_id, broker=broker, **options) as agent:
             yield agent, probe
             status = agent.stop()
             if status != 0:
