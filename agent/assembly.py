@@ -6,6 +6,7 @@ from agent.app import Agent
 from agent.detection.client import GadgetClient
 from agent.detection.timing import DetectionTiming
 from agent.detection.usage import UsageMeter
+from agent.history.sink import HistorySink
 from agent.mqtt.bridge import MqttBridge
 from agent.notify.services import url_secrets
 from agent.settings import Settings
@@ -57,6 +58,8 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
         from agent.notify.sink import notify_sink  # Apprise is loaded only when notifications are on
 
         agent.outputs.add(notify_sink(settings, secrets_of(settings), agent.set_notify_status))
+    if settings.history.enabled:
+        agent.outputs.add(HistorySink(settings.history, state_dir, agent.outputs.on_report))
     return agent
 
 

@@ -1,4 +1,4 @@
-"""The `layerguard` command: run, demo, doctor, health, notify-test.
+"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report.
 
 Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
@@ -39,7 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--config", metavar="FILE", help=config_help)
     notify = sub.add_parser("notify-test", help="send a test notification with a fresh frame to every URL")
     notify.add_argument("--config", metavar="FILE", help=config_help)
+    history = sub.add_parser("history", help="list the prints, newest first")
+    history.add_argument("--config", metavar="FILE", help=config_help)
+    history.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    history.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N prints (20)")
+    report = sub.add_parser("report", help="write the timeline picture of a print as a PNG")
+    report.add_argument(
+        "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
+    )
+    report.add_argument("--config", metavar="FILE", help=config_help)
+    report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="where to write it")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, got {text!r}")
+    return int(text)
 
 
 # Heavy modules are imported per command, so that `layerguard --help` answers at once on a Pi Zero.
@@ -58,6 +75,12 @@ def main(argv: list[str] | None = None) -> int:
             from agent.notify.command import run_notify_test
 
             return run_notify_test(args.config)
+        if args.command in ("history", "report"):
+            from agent.history import commands
+
+            if args.command == "history":
+                return commands.history(args.config, args.json, args.limit)
+            return commands.report(args.config, args.print_ref, args.out)
         from agent.doctor import run_doctor
 
         return run_doctor(args.config)

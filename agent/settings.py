@@ -177,6 +177,18 @@ class NotifySection(_Section):
         return bool(self.urls)
 
 
+class HistorySection(_Section):
+    enabled: bool = True
+    keep_days: int = Field(90, ge=1, le=3650)
+    max_db_mb: float = Field(50.0, gt=0)  # the oldest ended prints go first beyond this
+    # Inspected frames kept as evidence around a warning or pause: before it (and it), after it.
+    frames_before: int = Field(3, ge=0, le=20)
+    frames_after: int = Field(2, ge=0, le=20)
+    max_evidence_mb: float = Field(200.0, ge=0)
+    # The timeline picture is drawn by a worker process that gets this long (a Pi Zero is slow).
+    report_timeout_s: float = Field(60.0, gt=0, le=600)
+
+
 class SecretFilesSource(PydanticBaseSettingsSource):
     """One file per secret, named `<section>__<key>` (e.g. `detection__api_key`), as systemd
     credentials and Docker secrets provide them. Only settings typed `SecretStr` are read."""
@@ -229,6 +241,7 @@ class Settings(BaseSettings):
     detection: DetectionSection = Field(default_factory=DetectionSection)
     mqtt: MqttSection = Field(default_factory=MqttSection)
     notify: NotifySection = Field(default_factory=NotifySection)
+    history: HistorySection = Field(default_factory=HistorySection)
 
     @classmethod
     def settings_customise_sources(

@@ -24,7 +24,9 @@ RULE_NAME=99-layerguard-printer.rules
 RULE=/etc/udev/rules.d/$RULE_NAME
 LINK=/usr/local/bin/layerguard
 SRC=$(cd "$(dirname "$0")/.." && pwd)
-APT_PACKAGES=(python3 python3-venv)
+# python3-matplotlib from apt (bookworm 3.6, trixie 3.8) draws the print reports: pip's would bring
+# its own numpy into the venv, in front of the apt numpy that python3-picamera2 is built against.
+APT_PACKAGES=(python3 python3-venv python3-matplotlib)
 
 say() { echo "install: $*"; }
 die() {

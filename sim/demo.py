@@ -1,4 +1,6 @@
-"""`layerguard demo`: the real agent against the simulated world, from first layer to auto-pause.
+"""`layerguard demo`: the real agent against the simulated world, from first layer to auto-pause,
+ending with the print report (the timeline picture) written to a file. Its state directory stays
+in the temp folder until the next demo, so `layerguard history` can be tried on it.
 
 Everything the agent touches is real transport: the virtual printer is on a pseudo-terminal, the
 webcam and the detection stand-in are HTTP servers on loopback, and the broker is a Mosquitto
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -21,6 +24,7 @@ from agent.app import Agent
 from agent.assembly import build_agent
 from agent.detection.timing import DetectionTiming
 from agent.logs import setup_logging
+from agent.outputs import Sink
 from sim.broker import MosquittoBroker, MosquittoNotFound
 from sim.mqtt_probe import MqttProbe
 from sim.world import SimWorld, sim_world
@@ -36,6 +40,26 @@ DEMO_TIMING = DetectionTiming(
     request_timeout_s=5, first_success_retry_s=2, interval_floor_s=1, interval_ceiling_s=60, default_retry_s=2
 )
 DEADLINE_S = 110.0
+REPORT_DEADLINE_S = 60.0  # the report worker's first matplotlib start builds its font cache
+# Kept after the demo (and cleared when it starts again), so that `layerguard history` and
+# `layerguard report` can be tried on the demo's print with the config file written there.
+DEMO_DIR = Path(tempfile.gettempdir()) / "layerguard-demo"
+REPORT_PATH = DEMO_DIR / "report.png"
+CONFIG_PATH = DEMO_DIR / "layerguard.toml"
+
+
+class _ReportCatcher(Sink):
+    """Keeps the picture the agent publishes (the same one `<p>/report` gets)."""
+
+    name = "demo-report"
+
+    def __init__(self) -> None:
+        self.png: bytes | None = None
+        self.arrived = asyncio.Event()
+
+    def on_report(self, png: bytes, print_id: str | None = None) -> None:
+        self.png = png
+        self.arrived.set()
 
 
 def run_demo() -> int:
@@ -48,7 +72,7 @@ def run_demo() -> int:
 
 async def _demo() -> int:
     with ExitStack() as stack:
-        state_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerguard-demo-")))
+        state_dir = _fresh_state_dir()
         broker = _start_broker(stack)
         world = stack.enter_context(
             sim_world(
@@ -73,16 +97,30 @@ async def _demo() -> int:
             world.service.base_url,
         )
         agent = build_agent(world.settings(state_dir, printer_id=PRINTER_ID), timing=DEMO_TIMING)
+        catcher = _ReportCatcher()
+        agent.outputs.add(catcher)
         started = time.monotonic()
         agent_task = asyncio.create_task(agent.run(), name="agent")
         try:
             paused = await _story(agent, world)
+            report = await _report(catcher) if paused else None
         finally:
             agent_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await agent_task
-        _summary(agent, world, probe, time.monotonic() - started, paused)
+        _summary(agent, world, probe, time.monotonic() - started, paused, report)
         return 0 if paused else 1
+
+
+def _fresh_state_dir() -> Path:
+    shutil.rmtree(DEMO_DIR, ignore_errors=True)
+    state_dir = DEMO_DIR / "state"
+    state_dir.mkdir(parents=True)
+    CONFIG_PATH.write_text(
+        "# Written by `layerguard demo`: only for `layerguard history` and `report` on its print.\n"
+        f'[agent]\nprinter_id = "{PRINTER_ID}"\nstate_dir = "{state_dir}"\n'
+    )
+    return state_dir
 
 
 def _start_broker(stack: ExitStack) -> MosquittoBroker | None:
@@ -110,7 +148,28 @@ async def _story(agent: Agent, world: SimWorld) -> bool:
     return world.printer.state == "paused"
 
 
-def _summary(agent: Agent, world: SimWorld, probe: MqttProbe | None, elapsed: float, paused: bool) -> None:
+async def _report(catcher: _ReportCatcher) -> Path | None:
+    """The timeline picture LayerGuard drew of the paused print, written where the user can open it."""
+    log.info("Waiting for the print report (drawn by a worker process)")
+    try:
+        async with asyncio.timeout(REPORT_DEADLINE_S):
+            await catcher.arrived.wait()
+    except TimeoutError:
+        log.error("No print report within %.0f s", REPORT_DEADLINE_S)
+        return None
+    assert catcher.png is not None
+    await asyncio.to_thread(REPORT_PATH.write_bytes, catcher.png)
+    return REPORT_PATH
+
+
+def _summary(
+    agent: Agent,
+    world: SimWorld,
+    probe: MqttProbe | None,
+    elapsed: float,
+    paused: bool,
+    report: Path | None,
+) -> None:
     state, printer = agent.state, world.printer
     pause_commands = [c for c in printer.received if c.split()[0] in ("M25", "M24")]
     lines = [
@@ -131,6 +190,11 @@ def _summary(agent: Agent, world: SimWorld, probe: MqttProbe | None, elapsed: fl
             f"  MQTT received   {', '.join(f'{n} {kind}' for kind, n in sorted(counts.items()))}",
             f"  MQTT events     {', '.join(events)}",
             f"  last snapshot   {len(snapshots[-1].payload) // 1024 if snapshots else 0} KiB JPEG",
+        ]
+    if report is not None:
+        lines += [
+            f"  print report    {report} (the picture on <p>/report; open it)",
+            f"  history         layerguard history --config {CONFIG_PATH}",
         ]
     lines.append(f"  took            {elapsed:.0f} s")
     print("\n".join(lines), flush=True)

@@ -117,6 +117,15 @@ def test_first_boot_installs_then_upgrade_uninstall_and_purge(rootfs: Path) -> N
     version = in_chroot(rootfs, "/usr/local/bin/layerguard", "--version")
     assert version.stdout.startswith("layerguard "), version.stderr
     assert "include-system-site-packages = true" in (rootfs / "opt/layerguard/venv/pyvenv.cfg").read_text()
+    # The print reports draw with apt's matplotlib and numpy: pip put no second numpy in front of
+    # the one python3-picamera2 is built against.
+    modules = in_chroot(
+        rootfs,
+        "/opt/layerguard/venv/bin/python",
+        "-c",
+        "import matplotlib, numpy; print(matplotlib.__file__, numpy.__file__)",
+    )
+    assert modules.stdout.count("/usr/lib/python3/dist-packages/") == 2, modules.stdout + modules.stderr
 
     # cloud-init's config is kept; secrets are readable by the agent's group only.
     config = rootfs / "etc/layerguard/layerguard.toml"

@@ -13,6 +13,7 @@ import pytest
 
 from agent.app import Agent
 from agent.assembly import build_agent
+from agent.cli import main
 from agent.detection.timing import DetectionTiming
 from agent.mqtt import MqttBridge
 from sim.broker import MosquittoBroker
@@ -61,15 +62,20 @@ async def until(agent: Agent, predicate: Callable[..., bool], within: float = 10
         await agent.wait_for(predicate)
 
 
+async def print_until_paused(agent: Agent, world: SimWorld) -> None:
+    """Start the failing print at the panel once the printer is idle; wait for the agent's pause."""
+    await until(agent, lambda s: s.print_state == "idle")
+    world.printer.panel_start("benchy.gcode")
+    await until(agent, lambda s: s.paused_by == "agent", within=30)
+
+
 async def test_a_failing_print_is_paused_and_mqtt_tells_the_story(
     world: SimWorld, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
 ) -> None:
     probe = mqtt_probe(f"{PREFIX}/#")
     agent = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
     async with running(agent):
-        await until(agent, lambda s: s.print_state == "idle")
-        world.printer.panel_start("benchy.gcode")
-        await until(agent, lambda s: s.paused_by == "agent", within=30)
+        await print_until_paused(agent, world)
         assert world.printer.state == "paused"
         assert "M25" in world.printer.received
         await probe.wait_for(f"{PREFIX}/event", lambda p: json.loads(p)["type"] == "failure_paused")
@@ -147,9 +153,7 @@ async def test_resume_after_cooldown_reheats_and_grace_holds_off_a_new_pause(
     agent = build_agent(settings, timing=TIMING)
     vp = world.printer
     async with running(agent):
-        await until(agent, lambda s: s.print_state == "idle")
-        vp.panel_start("benchy.gcode")
-        await until(agent, lambda s: s.paused_by == "agent", within=30)
+        await print_until_paused(agent, world)
         await probe.wait_for(f"{PREFIX}/event", lambda p: json.loads(p)["type"] == "heaters_off")
         assert vp.temperatures["hotend_target"] == 0 and vp.temperatures["bed_target"] == 60
         agent.on_command("resume", "")
@@ -222,3 +226,30 @@ async def test_two_agents_on_one_broker_never_collide(
         "layerguard/e2e/state",
         "layerguard/e2e-b/state",
     }
+
+
+async def test_a_paused_print_leaves_its_history_and_the_report_on_mqtt_is_the_one_the_cli_draws(
+    world: SimWorld,
+    mqtt_probe: Callable[..., MqttProbe],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    probe = mqtt_probe(f"{PREFIX}/report")
+    agent = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
+    async with running(agent):
+        await print_until_paused(agent, world)
+        await probe.wait_for(f"{PREFIX}/report", timeout_s=60)  # the worker starts matplotlib
+    held = await mqtt_probe(f"{PREFIX}/report").wait_for(f"{PREFIX}/report")  # what a late subscriber gets
+    assert held.retain and held.payload[:8] == b"\x89PNG\r\n\x1a\n"
+    config = tmp_path / "layerguard.toml"
+    config.write_text(f'[agent]\nstate_dir = "{tmp_path}"\n')
+    assert await asyncio.to_thread(main, ["history", "--config", str(config), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    calls = len(world.service.calls)
+    assert (listed["file"], listed["outcome"], listed["pauses"]) == ("benchy.gcode", "paused_by_agent", 1)
+    assert listed["peak_score"] >= 50 and listed["warnings"] == 1
+    assert 3 <= listed["inspections"] <= calls and listed["api_calls"] <= calls
+    out = tmp_path / "r.png"
+    assert await asyncio.to_thread(main, ["report", "last", "--config", str(config), "--out", str(out)]) == 0
+    assert out.read_bytes() == held.payload
+    assert list((tmp_path / "history" / "evidence" / str(listed["id"])).glob("*.jpg"))

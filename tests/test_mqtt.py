@@ -158,6 +158,22 @@ async def test_snapshot_bytes_arrive_intact(make_bridge, mqtt_probe) -> None:
     assert message.payload == jpeg
 
 
+async def test_report_is_retained_and_sent_again_to_a_fresh_broker(make_bridge, mqtt_probe, broker) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + os.urandom(50_000)
+    probe = mqtt_probe(f"{P}/report")
+    bridge = make_bridge()
+    bridge.on_report(png, "7")  # before the connection is up: sent on connect
+    assert (await probe.wait_for(f"{P}/report")).payload == png
+    probe.close()
+    broker.stop()  # no persistence: the retained copy is gone with it
+    broker.start()
+    back = mqtt_probe(f"{P}/availability")
+    await back.wait_for(f"{P}/availability", b"online", timeout_s=20)  # announced again, report too
+    late = mqtt_probe(f"{P}/report")
+    message = await late.wait_for(f"{P}/report")
+    assert message.payload == png and message.retain
+
+
 async def test_commands_reach_on_command_on_the_loop_thread(make_bridge, mqtt_probe, commands) -> None:
     probe = mqtt_probe(f"{P}/availability")
     make_bridge()
@@ -273,6 +289,7 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
             ("button", "resume"),
             ("switch", "monitoring"),
             ("image", "snapshot"),
+            ("image", "report"),
         ]
     }
     for topic in expected:
@@ -315,6 +332,12 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
     )
     image = configs[f"homeassistant/image/{PRINTER}/snapshot/config"]
     assert (image["image_topic"], image["content_type"]) == (f"{P}/snapshot", "image/jpeg")
+    report = configs[f"homeassistant/image/{PRINTER}/report/config"]
+    assert (report["name"], report["image_topic"], report["content_type"]) == (
+        "Print report",
+        f"{P}/report",
+        "image/png",
+    )
 
     probe.clear()
     probe.publish("homeassistant/status", "online")

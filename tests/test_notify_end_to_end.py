@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import test_end_to_end
-from test_end_to_end import TIMING, running, until
+from test_end_to_end import TIMING, print_until_paused, running, until
 
 from agent.assembly import build_agent
 from agent.notify.sink import RECORD_FILE, NotifySink
-from agent.settings import NotifySection, Settings
+from agent.settings import HistorySection, NotifySection, Settings
 from sim.loopback import free_port
 from sim.mail_server import MailServer
 from sim.webhook_server import WebhookServer
@@ -27,7 +27,9 @@ world = test_end_to_end.world  # the same simulated print that fails, watched ov
 
 
 def with_notify(settings: Settings, *urls: str, reminder_after_s: float = 0) -> Settings:
+    """The history is off: its report would race the one these tests hand over (on_report)."""
     settings.notify = NotifySection(urls=list(urls), reminder_after_s=reminder_after_s)
+    settings.history = HistorySection(enabled=False)
     return settings
 
 
@@ -46,9 +48,7 @@ async def test_a_failing_print_notifies_warning_pause_and_one_reminder_with_the_
         sink = agent.outputs.find(NotifySink)
         assert isinstance(sink, NotifySink)
         async with running(agent):
-            await until(agent, lambda s: s.print_state == "idle")
-            world.printer.panel_start("benchy.gcode")
-            await until(agent, lambda s: s.paused_by == "agent", within=30)
+            await print_until_paused(agent, world)
             sink.on_report(REPORT_PNG, "1")  # as the history sink does after a pause
             hooks = await asyncio.to_thread(hook.wait_for, 3, 15)
             mails = await asyncio.to_thread(mail.wait_for, 3, 15)
@@ -78,9 +78,7 @@ async def test_warn_pause_resume_restart_fail_again_is_one_per_episode_and_no_st
         settings = with_notify(world.settings(tmp_path, printer_id="e2e", resume_grace_s=0), hook.url(), dead)
         first = build_agent(settings, timing=TIMING)
         async with running(first):
-            await until(first, lambda s: s.print_state == "idle")
-            world.printer.panel_start("benchy.gcode")
-            await until(first, lambda s: s.paused_by == "agent", within=30)
+            await print_until_paused(first, world)
             await asyncio.to_thread(hook.wait_for, 2, 10)
         # Restarted while paused: the same print is found again and nothing is told again.
         second = build_agent(settings, timing=TIMING)

@@ -1,4 +1,4 @@
-"""The agent's MQTT link: state, events and snapshots out, commands in, over paho-mqtt 2.x.
+"""The agent's MQTT link: state, events, snapshots and reports out, commands in, over paho-mqtt 2.x.
 
 paho runs its network thread; its callbacks only hand what happened to the agent's event
 loop, and all the bridge's own logic (announcing, command parsing, status logging) runs
@@ -84,6 +84,7 @@ class MqttBridge(Sink):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_state: str | None = None
         self._last_snapshot: bytes | None = None
+        self._last_report: bytes | None = None
         self._link = ""  # the last connection status logged, so each change is logged once
         self._connected = False
         self._stopping = False
@@ -193,6 +194,11 @@ class MqttBridge(Sink):
         self._last_snapshot = jpeg
         self._publish(self.topics.snapshot, jpeg, qos=0, retain=True)
 
+    def on_report(self, png: bytes, print_id: str | None = None) -> None:
+        """Publish a print's timeline picture (retained) and remember it for every reconnect."""
+        self._last_report = png
+        self._publish(self.topics.report, png, qos=0, retain=True)
+
     def _publish(
         self, topic: str, payload: str | bytes, *, qos: int, retain: bool
     ) -> mqtt.MQTTMessageInfo | None:
@@ -301,6 +307,8 @@ class MqttBridge(Sink):
             self._publish(self.topics.state, self._last_state, qos=0, retain=True)
         if self._last_snapshot is not None:
             self._publish(self.topics.snapshot, self._last_snapshot, qos=0, retain=True)
+        if self._last_report is not None:
+            self._publish(self.topics.report, self._last_report, qos=0, retain=True)
 
     def _handle_message(self, topic: str, payload: bytes, retain: bool, mid: int, dup: bool) -> None:
         if self._stopping:

@@ -204,6 +204,11 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
             "snapshot",
             {"name": "Snapshot", "image_topic": topics.snapshot, "content_type": "image/jpeg"},
         ),
+        (
+            "image",
+            "report",
+            {"name": "Print report", "image_topic": topics.report, "content_type": "image/png"},
+        ),
     ]
     return [
         DiscoveryConfig(

@@ -34,6 +34,10 @@ class Topics:
     def snapshot(self) -> str:
         return f"{self.base}/snapshot"
 
+    @property
+    def report(self) -> str:
+        return f"{self.base}/report"
+
     def command(self, name: str) -> str:
         """The topic of one of `COMMANDS`."""
         return f"{self.base}/command/{name}"
