@@ -296,6 +296,11 @@ class Agent:
 
     # -- publishing --------------------------------------------------------------------------
 
+    def set_notify_status(self, status: str) -> None:
+        """The notification sink's delivery health becomes the state's `notify` field."""
+        self.state.notify = status
+        self._state_changed()
+
     def _emit(self, event_type: str, **fields: Any) -> None:
         self.outputs.on_event(event_payload(event_type, **fields))
 

@@ -8,6 +8,7 @@ from agent.detection.timing import DetectionTiming
 from agent.detection.usage import UsageMeter
 from agent.history.sink import HistorySink
 from agent.mqtt.bridge import MqttBridge
+from agent.notify.services import url_secrets
 from agent.settings import Settings
 from agent.store import JsonRecord
 from hardware.camera.factory import open_camera
@@ -53,6 +54,10 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
     agent = Agent(settings, open_camera(settings.camera), detector, make_printer)
     if settings.mqtt.enabled:
         agent.outputs.add(MqttBridge(settings.mqtt, settings.agent.printer_id, agent.on_command))
+    if settings.notify.enabled:
+        from agent.notify.sink import notify_sink  # Apprise is loaded only when notifications are on
+
+        agent.outputs.add(notify_sink(settings, secrets_of(settings), agent.set_notify_status))
     if settings.history.enabled:
         agent.outputs.add(HistorySink(settings.history, state_dir, agent.outputs.on_report))
     return agent
@@ -60,4 +65,9 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
 
 def secrets_of(settings: Settings) -> list[str]:
     """Values the log must never show."""
-    return [settings.detection.api_key.get_secret_value(), settings.mqtt.password.get_secret_value()]
+    urls = [url.get_secret_value() for url in settings.notify.urls]
+    return [
+        settings.detection.api_key.get_secret_value(),
+        settings.mqtt.password.get_secret_value(),
+        *(secret for url in urls for secret in url_secrets(url)),
+    ]

@@ -1,4 +1,4 @@
-"""The `layerguard` command: run, demo, doctor, health, history, report.
+"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report.
 
 Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
@@ -35,10 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="guard the printer (what the service runs)")
     run.add_argument("--config", metavar="FILE", help=config_help)
     sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
-    doctor = sub.add_parser("doctor", help="check config, camera, printer, broker and API key")
+    doctor = sub.add_parser("doctor", help="check config, camera, printer, broker, API key and notify URLs")
     doctor.add_argument("--config", metavar="FILE", help=config_help)
     health = sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)")
     health.add_argument("--config", metavar="FILE", help=config_help)
+    notify = sub.add_parser("notify-test", help="send a test notification with a fresh frame to every URL")
+    notify.add_argument("--config", metavar="FILE", help=config_help)
     history = sub.add_parser("history", help="list the prints, newest first")
     history.add_argument("--config", metavar="FILE", help=config_help)
     history.add_argument("--json", action="store_true", help="as JSON, for scripts")
@@ -70,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo()
         if args.command == "health":
             return health(args.config)
+        if args.command == "notify-test":
+            from agent.notify.command import run_notify_test
+
+            return run_notify_test(args.config)
         if args.command in ("history", "report"):
             from agent.history import commands
 

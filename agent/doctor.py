@@ -49,6 +49,7 @@ def run_doctor(config: str | None) -> int:
         ("serial port", check_serial_port),
         ("mqtt broker", check_broker),
         ("api key", check_api_key),
+        ("notify urls", check_notify),
     ]
     failed = 0
     for name, check in checks:
@@ -257,3 +258,25 @@ def check_api_key(settings: Settings) -> str:
     except DetectionError as exc:
         raise CheckFailed(f"creating a detection context failed: {exc}") from None
     return f"created a detection context at {detection.api_url}"
+
+
+def check_notify(settings: Settings) -> str:
+    """Each URL parses (Apprise tells), and how the running agent's last notification went."""
+    if not settings.notify.enabled:
+        return "notifications off (notify.urls is empty)"
+    from agent.notify.command import open_services
+    from agent.notify.sink import RECORD_FILE
+    from agent.store import JsonRecord
+
+    try:
+        labels = ", ".join(service.label for service in open_services(settings.notify))
+    except ConfigError as exc:
+        raise CheckFailed(str(exc)) from None
+    last = JsonRecord(settings.agent.state_dir / RECORD_FILE).load() or {}
+    status = last.get("status")
+    if isinstance(status, str) and status.startswith("error"):
+        raise CheckWarning(
+            f"{labels} parse, but the agent's last notification was lost "
+            f"({status}, {last.get('status_at')}): try layerguard notify-test"
+        )
+    return f"{labels} parse; " + (f"last delivery {status}" if status else "nothing sent yet")

@@ -7,17 +7,24 @@ The defaults are documented key by key in `config/layerguard.toml`; keep the two
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 DEFAULT_CONFIG_PATH = Path("/etc/layerguard/layerguard.toml")
 ENV_PREFIX = "LAYERGUARD_"
@@ -25,7 +32,7 @@ ENV_PREFIX = "LAYERGUARD_"
 SECRET_DIRS_ENV = "LAYERGUARD_SECRETS_DIR"
 DEFAULT_SECRET_DIRS = ("/etc/layerguard/secrets", "/run/secrets")
 DEFAULT_API_URL = "https://gadget-pv1-oeapi.octoeverywhere.com"
-SECRET_KEYS = frozenset({"api_key", "password"})
+SECRET_KEYS = frozenset({"api_key", "password", "urls"})
 # `LAYERGUARD_*` variables that are not settings: anything else without `__` is probably a typo.
 OTHER_ENV = frozenset({"LAYERGUARD_CONFIG", SECRET_DIRS_ENV})
 
@@ -137,6 +144,49 @@ class MqttSection(_Section):
         return bool(self.host)
 
 
+# What can notify: event types, plus `detection_stopped` (a detection_error that stopped inspections
+# until a person acts) and `pause_reminder` (LayerGuard's pause still unattended).
+NOTIFY_EVENTS = (
+    "failure_warning",
+    "failure_paused",
+    "pause_failed",
+    "printer_error",
+    "heaters_off",
+    "detection_stopped",
+    "pause_reminder",
+    "detection_error",
+    "print_started",
+    "print_paused",
+    "print_resumed",
+    "print_finished",
+    "print_cancelled",
+    "print_lost",
+)
+NotifyEvent = Literal[NOTIFY_EVENTS]  # type: ignore[valid-type]
+
+
+class NotifySection(_Section):
+    # Apprise URLs; they carry tokens, so also read from the secret file notify__urls, one per line.
+    urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    events: Annotated[list[NotifyEvent], NoDecode] = Field(default_factory=lambda: list(NOTIFY_EVENTS[:7]))
+    attach_snapshot: bool = True
+    # LayerGuard's pause still unattended this long notifies once more; 0 = no reminder.
+    reminder_after_s: float = Field(1800.0, ge=0, le=7 * 86400)
+
+    @field_validator("urls", "events", mode="before")
+    @classmethod
+    def _one_per_line(cls, value: Any) -> Any:
+        """A secret file or an environment variable holds one item per line (or space-separated),
+        or a JSON list."""
+        if isinstance(value, str):
+            return json.loads(value) if value.lstrip().startswith("[") else value.split()
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.urls)
+
+
 class HistorySection(_Section):
     enabled: bool = True
     keep_days: int = Field(90, ge=1, le=3650)
@@ -167,16 +217,18 @@ class SecretFilesSource(PydanticBaseSettingsSource):
             if not (isinstance(section_model, type) and issubclass(section_model, BaseModel)):
                 continue
             for key, key_field in section_model.model_fields.items():
-                if key_field.annotation is not SecretStr:
+                if not _is_secret(key_field):
                     continue
                 for directory in self.dirs:
                     path = directory / f"{section_name}__{key}"
                     if path.is_file():
-                        found.setdefault(section_name, {})[key] = read_secret(path, f"{section_name}.{key}")
+                        found.setdefault(section_name, {})[key] = read_secret(
+                            path, f"{section_name}.{key}", one_per_line=_is_secret_list(key_field)
+                        )
         return found
 
 
-def read_secret(path: Path, setting: str) -> str:
+def read_secret(path: Path, setting: str, *, one_per_line: bool = False) -> str:
     """The secret in `path`, stripped; a file that cannot stand for it is a ConfigError naming the
     file and the setting, never quoting the content (a half-right secret is still a secret)."""
     try:
@@ -194,10 +246,19 @@ def read_secret(path: Path, setting: str) -> str:
         raise ConfigError(
             f"{path}: the secret file for {setting} is empty; write the secret in it or remove it"
         )
-    if any(ord(c) < 32 for c in secret):
+    allowed = "\r\n" if one_per_line else ""
+    if any(ord(c) < 32 and c not in allowed for c in secret):
+        what, shape = (
+            ("control characters", "one per line")
+            if one_per_line
+            else (
+                "control characters or several lines",
+                "alone, as one line",
+            )
+        )
         raise ConfigError(
-            f"{path}: the secret file for {setting} holds control characters or several lines; "
-            "it must hold the secret alone, as one line of UTF-8 text"
+            f"{path}: the secret file for {setting} holds {what}; "
+            f"it must hold the secret {shape}, as UTF-8 text"
         )
     return secret
 
@@ -213,6 +274,15 @@ def utf8_text(raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(f"is not UTF-8 text (byte {exc.start} is not valid); save it as UTF-8") from None
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return field.annotation is SecretStr or _is_secret_list(field)
+
+
+def _is_secret_list(field: FieldInfo) -> bool:
+    """A list of secrets (notify.urls): its file holds one per line."""
+    return field.annotation == list[SecretStr]
 
 
 def secret_dirs() -> list[Path]:
@@ -240,6 +310,7 @@ class Settings(BaseSettings):
     camera: CameraSection = Field(default_factory=CameraSection)
     detection: DetectionSection = Field(default_factory=DetectionSection)
     mqtt: MqttSection = Field(default_factory=MqttSection)
+    notify: NotifySection = Field(default_factory=NotifySection)
     history: HistorySection = Field(default_factory=HistorySection)
 
     @classmethod

@@ -11,11 +11,17 @@ The `dir:` camera reads a file, so the camera's own capture cost stays out, as t
 from __future__ import annotations
 
 import itertools
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.notify.message import Message
+from agent.notify.send import send_request
+from agent.notify.services import SNAPSHOT
 from bench import procstat
 from bench.launch import API_KEY, AgentProcess, state_is, watched_agent, write_camera_frames
 from bench.report import Row, at_least, below
@@ -24,6 +30,7 @@ from sim.broker import MosquittoBroker
 from sim.gadget_service import GadgetStandIn
 from sim.mqtt_probe import MqttProbe
 from sim.virtual_printer import VirtualPrinter, default_gcode
+from sim.webhook_server import WebhookServer
 
 FILE = "footprint.gcode"
 PRINTER_ID = "bench-footprint"
@@ -46,17 +53,57 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
         tempfile.TemporaryDirectory(prefix="layerguard-bench-") as tmp,
         VirtualPrinter(files={FILE: default_gcode()}, print_duration_s=3600, heat_duration_s=0.5) as printer,
         GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S) as service,
+        WebhookServer() as webhook,
     ):
+        camera = f"dir:{write_camera_frames(Path(tmp) / 'frames')}"
+        # First an agent with notifications configured, idle only; then one notification's child.
+        with watched_agent(
+            Path(tmp) / "notify-agent",
+            printer_id=f"{PRINTER_ID}-notify",
+            printer_port=printer.port,
+            camera=camera,
+            api_url=service.base_url,
+            broker=broker,
+            notify_urls=(webhook.url("json"), "ntfys://ntfy.example.com/bench-topic"),
+        ) as (notifying, notify_probe):
+            notify_idle = _idle(notifying, notify_probe, phases)
+        deliveries = [_deliver_once(webhook, Path(tmp) / "frames") for _ in range(phases.cycles)]
         with watched_agent(
             Path(tmp) / "agent",
             printer_id=PRINTER_ID,
             printer_port=printer.port,
-            camera=f"dir:{write_camera_frames(Path(tmp) / 'frames')}",
+            camera=camera,
             api_url=service.base_url,
             broker=broker,
         ) as (agent, probe):
             rows, idle = _phases(agent, printer, service, probe, phases)
         slack = [s for per_context in slack_by_context(service.calls).values() for s in per_context]
+    index = next(i for i, row in enumerate(rows) if row.figure.startswith("RSS idle")) + 1
+    rows.insert(
+        index,
+        Row(
+            "RSS idle, printer connected, notifications configured",
+            "MB",
+            [notify_idle.rss_mb],
+            below(60, "MB"),
+            "same window; two Apprise URLs (JSON webhook, ntfy); Apprise loads only in a delivery's child",
+        ),
+    )
+    rows[index + 1 : index + 1] = [
+        Row(
+            "notification: one delivery (child process)",
+            "s",
+            [seconds for seconds, _ in deliveries],
+            note="`python -m agent.notify.send` start to exit: Apprise, JSON webhook, 1280x720 JPEG",
+            digits=2,
+        ),
+        Row(
+            "notification: peak RSS of the delivery child",
+            "MB",
+            [peak for _, peak in deliveries],
+            note="only while it runs; the agent itself never imports Apprise",
+        ),
+    ]
     rows.insert(
         0,
         Row(
@@ -72,6 +119,31 @@ def measure(broker: MosquittoBroker, phases: Phases) -> tuple[list[Row], procsta
     return rows, idle
 
 
+def _deliver_once(webhook: WebhookServer, frames: Path) -> tuple[float, float]:
+    """One notification as the agent sends it: (seconds, the child's peak RSS in MB)."""
+    jpeg = sorted(frames.iterdir())[0].read_bytes()
+    message = Message("failure_paused", "bench: print PAUSED, failure detected", "footprint.gcode, 40 % done")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.notify.send"],
+        input=send_request(webhook.url("json"), message, {SNAPSHOT: jpeg}, 30),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    seconds = time.monotonic() - started
+    answer = json.loads(result.stdout.splitlines()[-1])
+    if not answer["delivered"]:
+        raise RuntimeError(f"the bench's webhook did not get the notification: {result.stderr.decode()}")
+    return seconds, float(answer["peak_rss_mb"])
+
+
+def _idle(agent: AgentProcess, probe: MqttProbe, phases: Phases) -> procstat.Window:
+    agent.wait_for_state(probe, state_is("print_state", "idle"), WAIT_S)
+    time.sleep(SETTLE_S)  # start-up's tail (discovery, first reports) is not idling
+    return procstat.watch(agent.pid, phases.idle_s)
+
+
 def _phases(
     agent: AgentProcess,
     printer: VirtualPrinter,
@@ -79,9 +151,7 @@ def _phases(
     probe: MqttProbe,
     phases: Phases,
 ) -> tuple[list[Row], procstat.Window]:
-    agent.wait_for_state(probe, state_is("print_state", "idle"), WAIT_S)
-    time.sleep(SETTLE_S)  # start-up's tail (discovery, first reports) is not idling
-    idle = procstat.watch(agent.pid, phases.idle_s)
+    idle = _idle(agent, probe, phases)
 
     printer.panel_start(FILE)
     calls = _next_process_call(service, 0)

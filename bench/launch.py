@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -108,6 +109,7 @@ class AgentProcess:
         api_url: str,
         broker: MosquittoBroker,
         notify_socket: Path | None = None,
+        notify_urls: tuple[str, ...] = (),
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.printer_id = printer_id
@@ -118,6 +120,7 @@ class AgentProcess:
             f'[camera]\nsource = "{camera}"\n'
             f'[detection]\napi_url = "{api_url}"\n'
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            + (f"[notify]\nurls = {json.dumps(list(notify_urls))}\n" if notify_urls else "")
         )
         env = {
             k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_") and k != "NOTIFY_SOCKET"
@@ -173,21 +176,15 @@ class AgentProcess:
 
 @contextlib.contextmanager
 def watched_agent(
-    directory: Path, *, printer_id: str, printer_port: str, camera: str, api_url: str, broker: MosquittoBroker
+    directory: Path, *, printer_id: str, broker: MosquittoBroker, **options: Any
 ) -> Iterator[tuple[AgentProcess, MqttProbe]]:
-    """An AgentProcess and a probe on its state topic; leaving stops it, and a status other than 0
-    (after a clean run) is an error that carries the agent's log."""
+    """An AgentProcess (`options` are its keyword arguments) and a probe on its state topic;
+    leaving stops it, and a status other than 0 (after a clean run) is an error that carries the
+    agent's log."""
     probe = MqttProbe(broker.host, broker.port)
     try:
         probe.subscribe(f"layerguard/{printer_id}/state")
-        with AgentProcess(
-            directory,
-            printer_id=printer_id,
-            printer_port=printer_port,
-            camera=camera,
-            api_url=api_url,
-            broker=broker,
-        ) as agent:
+        with AgentProcess(directory, printer_id=printer_id, broker=broker, **options) as agent:
             yield agent, probe
             status = agent.stop()
             if status != 0:

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from sim.loopback import free_port
+
 HOST = "127.0.0.1"
 # Debian installs the broker in /usr/sbin, which is not on an ordinary user's PATH.
 _SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
@@ -47,7 +49,7 @@ class MosquittoBroker:
         start_timeout_s: float = 5.0,
     ) -> None:
         self.host = HOST
-        self.port = _free_port()
+        self.port = free_port(HOST)
         self.users = dict(users or {})
         self.allow_anonymous = not self.users if allow_anonymous is None else allow_anonymous
         self.start_timeout_s = start_timeout_s
@@ -197,9 +199,3 @@ def _find_program(name: str) -> str:
             f"{name} not found: install the Debian package mosquitto (sudo apt install mosquitto)"
         )
     return found
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])

@@ -109,7 +109,7 @@ def test_unit_is_notify_with_watchdog_user_and_devices() -> None:
         "/opt/layerguard/venv/bin/layerguard run --config /etc/layerguard/layerguard.toml"
     ]
     credentials = {value.split(":")[0].lstrip("-") for value in unit["LoadCredential"]}
-    assert credentials == {"detection__api_key", "mqtt__password"}
+    assert credentials == {"detection__api_key", "mqtt__password", "notify__urls"}
 
 
 def test_cloud_init_user_data_is_valid_cloud_config() -> None:

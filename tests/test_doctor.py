@@ -82,11 +82,20 @@ def _toml(value: object) -> str:
 def test_all_green_in_the_simulated_world(run_doctor: Callable[[Config], tuple[int, dict[str, str]]]) -> None:
     code, lines = run_doctor({})
     assert code == 0, lines
-    assert list(lines) == ["config", "state dir", "camera", "serial port", "mqtt broker", "api key"]
+    assert list(lines) == [
+        "config",
+        "state dir",
+        "camera",
+        "serial port",
+        "mqtt broker",
+        "api key",
+        "notify urls",
+    ]
     assert all(line.startswith("ok ") for line in lines.values()), lines
     assert "Marlin 2.1.2.1" in lines["serial port"]
     assert "published and received layerguard/doc/doctor" in lines["mqtt broker"]
     assert "created a detection context" in lines["api key"]
+    assert "notifications off" in lines["notify urls"]
 
 
 @pytest.mark.parametrize(

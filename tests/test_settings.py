@@ -201,7 +201,7 @@ BAD_SECRETS = [
     ("latin1", lambda p: p.write_bytes("s3cret-contént".encode("latin-1")), "is not UTF-8 text"),
     ("empty", lambda p: p.write_text(""), "for detection.api_key is empty"),
     ("blank", lambda p: p.write_text(" \n\n"), "for detection.api_key is empty"),
-    ("two-lines", lambda p: p.write_text("s3cret-content\nmore\n"), "as one line of UTF-8 text"),
+    ("two-lines", lambda p: p.write_text("s3cret-content\nmore\n"), "as one line, as UTF-8 text"),
 ]
 
 
