@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import logging
 import time
 from collections.abc import Iterator
@@ -115,7 +116,8 @@ async def test_a_slow_service_is_abandoned_at_the_deadline_without_blocking_the_
         assert slow.requests == 1  # it was reached, and is still answering when the child is killed
     assert results == [("json://127.0.0.1", False)]
     assert elapsed < 20, "the attempt is killed at attempt_s, not when the service answers"
-    assert "no answer within 10 s" in delivery.failure("json://127.0.0.1")
+    # Whichever ends it first: the service's socket timeout (held within attempt_s) or the kill.
+    assert re.search(r"no answer within 10 s|Connection error", delivery.failure("json://127.0.0.1") or "")
     assert ticks > elapsed / 0.01 / 4  # the loop kept running meanwhile
 
 
