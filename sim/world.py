@@ -19,13 +19,14 @@ from agent.settings import (
 )
 from sim.broker import MosquittoBroker
 from sim.gadget_service import GadgetStandIn
+from sim.octoprint_printer import OctoPrintPrinter
 from sim.snapshot_server import SnapshotServer
 from sim.virtual_printer import VirtualPrinter, default_gcode
 
 
 @dataclass
 class SimWorld:
-    printer: VirtualPrinter
+    printer: VirtualPrinter | OctoPrintPrinter
     webcam: SnapshotServer
     service: GadgetStandIn
     broker: MosquittoBroker | None
