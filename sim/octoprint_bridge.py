@@ -34,6 +34,7 @@ import re
 import select
 import sys
 import threading
+import time
 import tty
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ class Bridge:
             master = self._master
             if master < 0:
                 pending = b""
-                select.select([], [], [], POLL_S)
+                time.sleep(POLL_S)  # unplugged
                 continue
             try:
                 readable, _, _ = select.select([master], [], [], POLL_S)
