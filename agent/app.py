@@ -86,6 +86,12 @@ class Agent:
         if event.kind is PrinterEventKind.HEATERS_OFF:
             log.warning("Long pause: %s", event.message)
             self._emit("heaters_off", message=event.message, file=self.tracker.file)
+        if event.kind is PrinterEventKind.SILENT:
+            log.warning("Printer silent: %s; print state unknown until it answers", event.message)
+            self._emit("printer_silent", message=event.message, file=event.file)
+        if event.kind is PrinterEventKind.RESPONDING:
+            log.warning("Printer answers again")
+            self._emit("printer_responding", file=event.file)
         was_waiting = self._waiting_for_heat()
         transition = self.tracker.apply(event)
         if self._waiting_for_heat() != was_waiting:
@@ -151,8 +157,10 @@ class Agent:
     def _update_activity(self) -> None:
         if self._session is None:
             return
+        # A print the link lost sight of (silent, unplugged) goes on from the SD card: keep
+        # inspecting it, so a failure still reaches the user; a pause then reports pause_failed.
         active = (
-            self.tracker.state is PrintState.PRINTING
+            (self.tracker.state is PrintState.PRINTING or self.tracker.unseen_print)
             and self.state.monitoring
             and not self.tracker.heating
             and not self._pausing
