@@ -254,7 +254,7 @@ async def test_a_lost_ok_is_probed_with_m105(vp: VirtualPrinter, events: Events)
         await events.wait_for(K.CONNECTED)
         vp.drop_ok("M400")
         with pytest.raises(CommandFailed, match="answers M105, so that ok was lost"):
-            await printer.send("M400", timeout_s=0.2)
+            await printer.send("M400", timeout_s=0.5)
         assert (await printer.send("M400"))[-1] == "ok"
 
 
@@ -270,8 +270,8 @@ async def test_a_halted_printer_fails_the_probe_too(vp: VirtualPrinter, events: 
 
 
 async def test_a_slow_pause_is_confirmed_by_the_second_attempt(events: Events) -> None:
-    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, pause_delay_s=0.6) as vp:
-        async with running(vp.port, events, confirm_timeout_s=0.4) as printer:
+    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, pause_delay_s=0.8) as vp:
+        async with running(vp.port, events, confirm_timeout_s=0.6) as printer:
             await start_print(vp, events)
             await printer.pause()
     assert vp.received.count("M25") == 2

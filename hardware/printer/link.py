@@ -303,8 +303,10 @@ class SerialPrinter:
         self._emit_all(self._follower.disconnected(reason))
 
     def _went_silent(self) -> None:
+        """A probe got no answer. Silent only if nothing else came for a while either: a printer
+        that still sends auto-reports merely lost an `ok`."""
         loop_time = asyncio.get_running_loop().time()
-        if self._silent_since is not None:
+        if self._silent_since is not None or loop_time - self._last_heard < self._silence_s / 3:
             return
         self._silent_since = self._last_heard
         quiet = loop_time - self._last_heard
