@@ -270,8 +270,8 @@ async def test_a_halted_printer_fails_the_probe_too(vp: VirtualPrinter, events: 
 
 
 async def test_a_slow_pause_is_confirmed_by_the_second_attempt(events: Events) -> None:
-    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, pause_delay_s=0.8) as vp:
-        async with running(vp.port, events, confirm_timeout_s=0.6) as printer:
+    with VirtualPrinter(print_duration_s=8.0, heat_duration_s=0.0, pause_delay_s=1.3) as vp:
+        async with running(vp.port, events, confirm_timeout_s=1.0) as printer:
             await start_print(vp, events)
             await printer.pause()
     assert vp.received.count("M25") == 2

@@ -59,8 +59,11 @@ def test_line_numbers_count_from_reset_and_resend_only_the_line_in_flight() -> N
     assert numbers.frame("M110 N0").startswith("N0 ")
     assert numbers.frame("M27") == frame(1, "M27")
     second = numbers.frame("M105")
-    assert numbers.resend(2) == second
-    assert numbers.resend(1) is None  # not in flight: renumber instead of replaying
+    assert numbers.resend(2) == [second]
+    assert numbers.resend(1) == [frame(1, "M27"), second]  # a swallowed line, and all after it
+    for command in ("M105", "M105", "M105", "M105"):
+        numbers.frame(command)
+    assert numbers.resend(1) is None  # too old: the firmware lost track; renumber, never replay
     numbers.reset()
     assert numbers.frame("M110 N0") == "N0 M110 N0*125"
 

@@ -39,6 +39,9 @@ class Dialect:
     # The pause leaves the hotend heating (Marlin's M25, Klipper's usual PAUSE macro); Prusa's
     # M601 switches it off by itself and M602 heats it again.
     pause_keeps_hotend_hot: bool = True
+    # Marlin and Prusa say `echo:busy: processing` while a command waits (M400 on a long move);
+    # Klipper says nothing, so only a long deadline tells a slow M400 from a lost one.
+    busy_lines: bool = True
     # During a pause LayerGuard made: keep the motors on (an unpowered unparked head can be pushed,
     # and the resume then shifts the layers), and what restores the firmware's default after it.
     hold_motors: str | None = None
@@ -80,6 +83,7 @@ KLIPPER = Dialect(
     # heating, then checked like our own (M400, frozen over the window).
     passive_evidence=frozenset({Proof.PAUSED_ACTION, Proof.FROZEN_BYTE}),
     byte_freezes_when_paused=True,
+    busy_lines=False,
     hold_motors=f"SET_IDLE_TIMEOUT TIMEOUT={HOLD_TIMEOUT_S}",
     release_motors=f"SET_IDLE_TIMEOUT TIMEOUT={KLIPPER_IDLE_TIMEOUT_S}",
 )

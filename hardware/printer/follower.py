@@ -306,8 +306,8 @@ class PrintFollower:
 
     def _temperature(self, reading: Temperatures) -> list[PrinterEvent]:
         values = reading.as_dict()
-        self._heating = reading.heating
-        if values == self.temperatures:
+        heating, self._heating = self._heating, reading.heating
+        if values == self.temperatures and heating == self._heating:
             return []
         self.temperatures = values
         return [self.event(K.TEMPERATURE, temperatures=dict(values))]
@@ -339,6 +339,7 @@ class PrintFollower:
         self.state = PrintState.PRINTING
         self._error = None
         self._evidence = None
+        self._heating = True  # until a reading says otherwise: the start G-code heats first
         self.progress = 0.0 if not found else None
         return [self.event(K.PRINT_STARTED, found=found)]
 

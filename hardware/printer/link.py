@@ -66,6 +66,9 @@ _PAUSE_OVER = {
 }
 
 
+_PRINT_OVER = _PAUSE_OVER - {PrinterEventKind.RESUMED, PrinterEventKind.IDLE}
+
+
 class CommandFailed(Exception):
     """A command got no `ok`: timed out, or the firmware lost track of line numbers."""
 
@@ -86,7 +89,8 @@ class _Pending:
     timeout_s: float
     deadline: float
     lines: list[str] = field(default_factory=list)
-    resend: str | None = None  # the framed line to send again once the garbled line's ok is in
+    resend: list[str] | None = None  # the framed lines to send again once the garbled line's ok is in
+    skip_oks: int = 0  # oks of resent earlier lines, before the one of the command in flight
     resend_timer: asyncio.TimerHandle | None = None
     wants_temperatures: bool = False  # the M105 probe: only an `ok T:...` answers it
 
@@ -428,13 +432,14 @@ class SerialPrinter:
                 if proven.done():
                     return proven.result()
                 await asyncio.shield(sent)
-                await asyncio.shield(self._send_on_its_own("M400", self._confirm_timeout_s))
+                await self._drain()
                 if proof := evidence.drained():
                     return proof
                 while not proven.done():
                     file_check = ("M27 C",) if evidence.not_printing else ()
                     for query in self.dialect.pause_queries + file_check:
-                        await asyncio.shield(self._send_on_its_own(query, self._poll_timeout_s))
+                        with contextlib.suppress(CommandFailed):  # no evidence this round, that is all
+                            await asyncio.shield(self._send_on_its_own(query, self._poll_timeout_s))
                         if proven.done():
                             break
                     else:
@@ -450,6 +455,16 @@ class SerialPrinter:
             self._evidence = None
             if not sent.done():  # a parked M25: its ok comes when the user continues at the display
                 self._held_line = sent
+
+    async def _drain(self) -> None:
+        """`M400`: answered once the queued moves ran. Sent again if its line was lost on the wire
+        (a second M400 only waits once more); busy lines keep a slow one alive."""
+        timeout_s = self._poll_timeout_s if self.dialect.busy_lines else self._confirm_timeout_s
+        try:
+            await asyncio.shield(self._send_on_its_own("M400", timeout_s))
+        except CommandFailed as exc:
+            log.info("M400 unanswered (%s); sending it again", exc)
+            await asyncio.shield(self._send_on_its_own("M400", timeout_s))
 
     def _send_on_its_own(self, command: str, timeout_s: float) -> asyncio.Future[list[str]]:
         """A send that runs to its own end (its ok, or its own timeout) even if the caller stops
@@ -537,35 +552,40 @@ class SerialPrinter:
         if pending.resend is not None:  # the ok that belongs to the garbled line, not to its resend
             self._write_resend(pending)
             return
+        if pending.skip_oks:  # an earlier line, resent before the one in flight
+            pending.skip_oks -= 1
+            return
         if pending.wants_temperatures and not isinstance(parse_report(line), Temperatures):
             return  # a late ok of the command that timed out, not the probe's
         pending.lines.append(line)
         pending.reply.set_result(pending.lines)
 
     def _on_resend(self, pending: _Pending, number: int | None) -> None:
-        line = None if number is None else self._lines.resend(number)
-        if line is None or self._transport is None:
+        lines = None if number is None else self._lines.resend(number)
+        if lines is None or self._transport is None:
             self._resync = True
             pending.reply.set_exception(CommandFailed(f"printer asked for line {number}; renumbering"))
             return
         loop = asyncio.get_running_loop()
         if pending.resend_timer is not None:
             pending.resend_timer.cancel()
-        pending.resend = line
+        pending.resend = lines
         pending.deadline = loop.time() + pending.timeout_s
         pending.resend_timer = loop.call_later(RESEND_OK_GRACE_S, self._write_resend, pending)
 
     def _write_resend(self, pending: _Pending) -> None:
         """Send the garbled line again: its ok came, or it is not coming from this firmware."""
-        line, pending.resend = pending.resend, None
+        lines, pending.resend = pending.resend, None
         if pending.resend_timer is not None:
             pending.resend_timer.cancel()
             pending.resend_timer = None
-        if line is None or pending is not self._pending or self._transport is None:
+        if lines is None or pending is not self._pending or self._transport is None:
             return
-        log.info("resending %s", line)
+        log.info("resending %s", ", ".join(lines))
+        pending.skip_oks = len(lines) - 1
         with contextlib.suppress(LinkLost):  # _await_ok sees the lost port
-            self._transport.write_line(line)
+            for line in lines:
+                self._transport.write_line(line)
 
     def _on_report(self, report: Report) -> None:
         if isinstance(report, PrinterReset):
@@ -592,6 +612,12 @@ class SerialPrinter:
             if event.kind in _PAUSE_OVER:
                 self._heaters.forget()
                 self._motors.release_soon()
+            if event.kind in _PRINT_OVER:  # a resume under way will not see the print run again
+                for _, confirmed in self._waiters:
+                    if not confirmed.done():
+                        confirmed.set_exception(
+                            PauseFailed(f"the printer ended the print ({event.kind.value})")
+                        )
             self._emit(event)
         for target, confirmed in self._waiters:
             if self._follower.state is target and not confirmed.done():
