@@ -249,7 +249,7 @@ async def test_a_print_stopped_on_the_panel_ends_and_the_next_one_starts(tmp_pat
 
 
 async def test_an_unplugged_cable_mid_print_is_the_same_print_when_it_comes_back(tmp_path: Path) -> None:
-    async with following(tmp_path, {FILE: gcode(250)}) as f:
+    async with following(tmp_path, {FILE: gcode(400)}) as f:
         f.printer.debug(f"start_sd {FILE}")
         await until(f.agent, lambda s: s.print_state == "printing" and s.score is not None)
         f.printer.unplug()
@@ -257,8 +257,8 @@ async def test_an_unplugged_cable_mid_print_is_the_same_print_when_it_comes_back
         f.printer.replug()
         await until(f.agent, lambda s: s.print_state == "printing")
         await asyncio.to_thread(f.service.wait_for_calls, len(f.service.calls) + 1, 10)
-        await until(f.agent, lambda s: s.print_state == "idle", within=30)
-    assert f.recorder.types == ["print_started", "print_finished"], f.recorder.types
+    assert f.recorder.types == ["print_started"], f.recorder.types  # no second start, nothing lost
+    assert "offline" in f.recorder.print_states()
     assert f.service.contexts_created == 1
 
 
@@ -272,12 +272,12 @@ async def test_garbled_and_lost_lines_neither_stop_the_follow_nor_the_pause(tmp_
     # simulated error, a storm no cable makes.
     settings = {
         "capabilities": {"AUTOREPORT_SD_STATUS": False, "AUTOREPORT_TEMP": False},
-        "simulated_errors": ["6:resend", "9:resend_with_timeout", "14:checksum_mismatch"],
+        "simulated_errors": ["4:resend", "6:resend_with_timeout", "9:checksum_mismatch"],
     }
     async with following(tmp_path, {FILE: gcode(400)}, printer_settings=settings) as f:
         f.printer.debug(f"start_sd {FILE}")
         await until(f.agent, lambda s: s.print_state == "printing")
-        await f.printer.wait_for_async(lambda s: len(s["received"]) >= 18, 30)  # past line 14
+        await f.printer.wait_for_async(lambda s: len(s["received"]) >= 13, 30)  # past line 9
         f.agent.on_command("pause", "")
         await f.printer.wait_for_async(lambda s: "M25" in s["received"], 10)
         f.printer.debug("dont_answer")  # the next line is lost: a query of the pause's confirmation
