@@ -298,7 +298,7 @@ RESTART_INTERVAL_S = 3.0
 def klipper_world(tmp_path: Path, interval_s: float) -> Iterator[SimWorld]:
     with ExitStack() as stack:
         printer = stack.enter_context(
-            VirtualPrinter({FILE: gcode(400)}, dialect="klipper", print_duration_s=60, heat_duration_s=0.1)
+            VirtualPrinter({FILE: gcode(400)}, profile="klipper", print_duration_s=60, heat_duration_s=0.1)
         )
         webcam = stack.enter_context(SnapshotServer(lambda: printer.progress / 100, None, 320, 240))
         service = stack.enter_context(GadgetStandIn(api_key=KEY, interval=interval_s))
