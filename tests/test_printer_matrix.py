@@ -69,7 +69,7 @@ async def test_idle_at_connect(profile: str, vp: VirtualPrinter, events: Events)
 
 
 async def test_start_progress_finish(profile: str, events: Events) -> None:
-    with VirtualPrinter(print_duration_s=0.4, heat_duration_s=0.1, profile=profile) as vp:
+    with VirtualPrinter(print_duration_s=1.0, heat_duration_s=0.1, profile=profile) as vp:
         async with running(vp.port, events, **options()):
             connected = await events.wait_for(K.CONNECTED)
             vp.panel_start()

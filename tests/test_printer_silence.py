@@ -11,19 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_end_to_end import TIMING
 
 from agent.assembly import build_agent
-from agent.detection.timing import DetectionTiming
 from agent.outputs import Sink
 from sim.world import sim_world
 
-TIMING = DetectionTiming(
-    request_timeout_s=5,
-    first_success_retry_s=0.5,
-    interval_floor_s=0.2,
-    interval_ceiling_s=60,
-    default_retry_s=0.5,
-)
 SILENCE_S = 3.0
 
 

@@ -446,11 +446,7 @@ class SerialPrinter:
                         await asyncio.wait({proven}, timeout=self._window_s / 2)
                 return proven.result()
         except (TimeoutError, CommandFailed, LinkLost) as exc:
-            detail = str(exc) or "no evidence of a pause"
-            raise PauseFailed(
-                f"pause: sent {command}, the printer did not confirm within {self._confirm_timeout_s:g} s "
-                f"({detail})"
-            ) from exc
+            raise self._unconfirmed("pause", command, exc, "no evidence of a pause") from exc
         finally:
             self._evidence = None
             if not sent.done():  # a parked M25: its ok comes when the user continues at the display
@@ -485,14 +481,14 @@ class SerialPrinter:
                 await asyncio.shield(self._send_on_its_own(command, self._confirm_timeout_s))
                 await confirmed
         except (TimeoutError, CommandFailed, LinkLost) as exc:
-            detail = str(exc) or "the print did not move again"
-            raise PauseFailed(
-                f"resume: sent {command}, the printer did not confirm within {self._confirm_timeout_s:g} s "
-                f"({detail})"
-            ) from exc
+            raise self._unconfirmed("resume", command, exc, "the print did not move again") from exc
         finally:
             self._waiters.remove(waiter)
         return "the print runs again"
+
+    def _unconfirmed(self, what: str, command: str, exc: Exception, silence: str) -> PauseFailed:
+        within = f"the printer did not confirm within {self._confirm_timeout_s:g} s"
+        return PauseFailed(f"{what}: sent {command}, {within} ({str(exc) or silence})")
 
     # --- lines in -----------------------------------------------------------------------------
 
