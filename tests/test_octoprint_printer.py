@@ -57,12 +57,21 @@ class Recorder(Sink):
     def __init__(self) -> None:
         self.states: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
 
     def on_state(self, state: Mapping[str, Any]) -> None:
         self.states.append(dict(state))
 
     def on_event(self, event: Mapping[str, Any]) -> None:
         self.events.append(dict(event))
+        self._arrived.set()
+
+    async def wait_for_event(self, event_type: str, within: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            while not (found := [e for e in self.events if e["type"] == event_type]):
+                self._arrived.clear()
+                await self._arrived.wait()
+        return found[0]
 
     @property
     def types(self) -> list[str]:
@@ -217,6 +226,8 @@ async def test_a_resume_over_mqtt_meets_octoprints_m24_which_ends_the_print(tmp_
         f.agent.on_command("resume", "")
         await until(f.agent, lambda s: s.print_state == "idle")
         assert f.printer.status()["sd"] == "idle"
+        failed = await f.recorder.wait_for_event("pause_failed", within=5)
+    assert failed["resume"] is True and "ended the print" in failed["message"], failed
     assert "print_finished" in f.recorder.types and "print_resumed" not in f.recorder.types
 
 
