@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_end_to_end import running, until
+from test_end_to_end import TIMING, running, until
 
 from agent.app import Agent
 from agent.assembly import CONTEXT_FILE, build_agent
-from agent.detection.timing import DetectionTiming
 from agent.outputs import Sink
 from sim.gadget_service import Call, GadgetStandIn
 from sim.octoprint_printer import OctoPrintPrinter
@@ -35,13 +34,6 @@ from sim.virtual_printer import VirtualPrinter
 from sim.world import SimWorld
 
 KEY = "octoprint-test-key-0123"
-TIMING = DetectionTiming(
-    request_timeout_s=5,
-    first_success_retry_s=0.5,
-    interval_floor_s=0.2,
-    interval_ceiling_s=60,
-    default_retry_s=0.5,
-)
 INTERVAL_S = 1
 FILE = "cube.gcode"
 
