@@ -286,13 +286,13 @@ def test_marlin_2_1_2_panel_pause_is_proven_by_the_job_timer_not_by_the_byte() -
     assert kinds(follower, SdProgress(10, 100)) == []  # a slow move, or a pause?
     assert follower.queries() == ["M31"]
     assert kinds(follower, JobTime(100)) == []
-    now[0] = 0.6
+    now[0] = 0.9
     assert kinds(follower, JobTime(100)) == [], "M31 counts seconds: under 1 s proves nothing"
-    now[0] = 1.2
+    now[0] = 1.3
     assert kinds(follower, JobTime(101)) == [], "the timer runs: printing (a long move)"
     now[0] = 1.5
     assert kinds(follower, Busy(), JobTime(101)) == []
-    now[0] = 2.6
+    now[0] = 2.8
     assert kinds(follower, JobTime(101)) == [K.PAUSED]
     assert follower.queries() == []
 

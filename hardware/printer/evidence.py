@@ -28,7 +28,9 @@ from hardware.printer.reports import (
 )
 
 CONFIRM_WINDOW_S = 3.0  # "two polls a few seconds apart"
-TIMER_RESOLUTION_S = 1.0  # M31 counts whole seconds: equal readings closer than this prove nothing
+# M31 counts whole seconds: equal readings closer than this prove nothing; further apart they
+# prove the timer stopped, whatever the planner does (it runs through heating, moves, G4).
+TIMER_RESOLUTION_S = 1.2
 
 
 class Proof(StrEnum):
@@ -125,14 +127,16 @@ class PauseEvidence:
                     return self._same(Proof.JOB_TIMER, "_timer", seconds, what, TIMER_RESOLUTION_S)
         return None
 
-    def _same(self, proof: Proof, slot: str, value: int, what: str, at_least_s: float = 0.0) -> str | None:
-        """Two equal readings at least the window apart, nothing busy in between."""
+    def _same(
+        self, proof: Proof, slot: str, value: int, what: str, apart_s: float | None = None
+    ) -> str | None:
+        """Two equal readings at least the window (and `apart_s`) apart, nothing busy in between."""
         now = self._clock()
         first: _Sample | None = getattr(self, slot)
         if first is None or first.value != value:
             setattr(self, slot, _Sample(value, now))
             return None
-        if now - first.at < max(self.window_s, at_least_s):
+        if now - first.at < max(self.window_s, apart_s or 0.0):
             return None
         return self._prove(proof, f"{what} unchanged over {now - first.at:.1f} s")
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from hardware.printer.dialects import MARLIN, Dialect
 from hardware.printer.events import PrinterEvent, PrinterEventKind, PrintState
-from hardware.printer.evidence import CONFIRM_WINDOW_S, PauseEvidence, Proof
+from hardware.printer.evidence import CONFIRM_WINDOW_S, TIMER_RESOLUTION_S, PauseEvidence, Proof
 from hardware.printer.reports import (
     Busy,
     CurrentFile,
@@ -263,7 +263,10 @@ class PrintFollower:
         """The print stands still: a pause made elsewhere? The dialect's passive evidence decides."""
         if self._evidence is not None:
             return
-        window = self._stall_s if Proof.FROZEN_BYTE in self.dialect.passive_evidence else self._window_s
+        # Klipper: the byte frozen for stall_s. Marlin: M31, whose timer runs through every stall,
+        # so two equal readings just over its resolution apart suffice.
+        frozen = Proof.FROZEN_BYTE in self.dialect.passive_evidence
+        window = self._stall_s if frozen else min(self._window_s, TIMER_RESOLUTION_S)
         self._evidence = PauseEvidence(
             self.dialect.passive_evidence, window, self._clock, drained=True, heating=self._heating
         )

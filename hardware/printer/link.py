@@ -598,7 +598,7 @@ class SerialPrinter:
             if (proof := evidence.note(report)) and not proven.done():
                 proven.set_result(proof)
         self._emit_all(self._follower.apply(report))
-        if self._follower.needs_file_check or self._restarted:
+        if self._follower.queries() or self._restarted:  # a question to ask: do not wait a poll
             self._wake.set()
 
     # --- events out ---------------------------------------------------------------------------
