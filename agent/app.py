@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent.detection.base import Detector
+from agent.detection.context import PrintKey
 from agent.detection.verdict import DetectionError, Verdict
 from agent.guard import Guard
 from agent.health import Heartbeat
@@ -91,6 +92,13 @@ class Agent:
         if event.kind is PrinterEventKind.HEATERS_OFF:
             log.warning("Long pause: %s", event.message)
             self._emit("heaters_off", message=event.message, file=self.tracker.file)
+        if event.kind is PrinterEventKind.SILENT:
+            log.warning("Printer silent: %s; print state unknown until it answers", event.message)
+            self._emit("printer_silent", message=event.message, file=event.file)
+        if event.kind is PrinterEventKind.RESPONDING:
+            log.warning("Printer answers again")
+            self._emit("printer_responding", file=event.file)
+        self.detector.note_position(event.sd_position)  # what finds this print again after a restart
         was_waiting = self._waiting_for_heat()
         transition = self.tracker.apply(event)
         if self._waiting_for_heat() != was_waiting:
@@ -110,7 +118,7 @@ class Agent:
         extra: dict[str, Any] = {"file": self.tracker.file}
         if transition is Transition.STARTED:
             log.info("Print started: %s", self.tracker.file)
-            self._begin_session()
+            self._begin_session(PrintKey(self.tracker.file, event.sd_size, event.sd_position))
         elif transition is Transition.PAUSED:
             log.info("Print paused")
             # A pause we did not send came from the printer: its panel, a runout, an M600.
@@ -134,7 +142,7 @@ class Agent:
 
     # -- inspections -----------------------------------------------------------------------
 
-    def _begin_session(self) -> None:
+    def _begin_session(self, print_key: PrintKey) -> None:
         self._stop_session()
         self.guard.reset()
         self.state.clear_inspection()
@@ -142,7 +150,7 @@ class Agent:
         self.state.detection = "starting"
         self.heartbeat.begin()
         self._session = InspectionSession(
-            self.camera, self.detector, self.tracker.file, self._on_verdict, self._on_failure
+            self.camera, self.detector, print_key, self._on_verdict, self._on_failure
         )
         self._session_task = asyncio.create_task(self._session.run(), name="inspection-session")
 
@@ -156,8 +164,10 @@ class Agent:
     def _update_activity(self) -> None:
         if self._session is None:
             return
+        # A print the link lost sight of (silent, unplugged) goes on from the SD card: keep
+        # inspecting it, so a failure still reaches the user; a pause then reports pause_failed.
         active = (
-            self.tracker.state is PrintState.PRINTING
+            (self.tracker.state is PrintState.PRINTING or self.tracker.unseen_print)
             and self.state.monitoring
             and not self.tracker.heating
             and not self._pausing

@@ -49,6 +49,7 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
             cool_down_after_s=p.cool_down_after_s,
             cool_down_bed=p.cool_down_bed,
             confirm_timeout_s=p.pause_confirm_s,
+            silence_s=p.silence_s,
         )
 
     agent = Agent(settings, open_camera(settings.camera), detector, make_printer)

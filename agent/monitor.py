@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from agent.detection.base import Detector
+from agent.detection.context import PrintKey
 from agent.detection.verdict import DetectionError, Verdict
 from hardware.camera.base import Camera, CameraError
 
@@ -36,14 +37,14 @@ class InspectionSession:
         self,
         camera: Camera,
         detector: Detector,
-        print_file: str | None,
+        print_key: PrintKey,
         on_verdict: VerdictHandler,
         on_failure: FailureHandler,
         camera_retry_s: float = 5.0,
     ) -> None:
         self.camera = camera
         self.detector = detector
-        self.print_file = print_file
+        self.print_key = print_key
         self.on_verdict = on_verdict
         self.on_failure = on_failure
         self.camera_retry_s = camera_retry_s
@@ -112,7 +113,7 @@ class InspectionSession:
         """The wait before the first Process call, or None when the service refused for good."""
         while True:
             try:
-                return await self.detector.open_context(self.print_file)
+                return await self.detector.open_context(self.print_key)
             except DetectionError as exc:
                 retry_at = self._loop.time() + exc.retry_after_s
                 self.on_failure(exc, self._due(retry_at))

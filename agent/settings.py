@@ -72,6 +72,8 @@ class PrinterSection(_Section):
     cool_down_bed: bool = False  # the bed too (a cold bed may let the part come loose)
     # How long the printer has to confirm a pause or resume; it is sent once more, then pause_failed.
     pause_confirm_s: float = Field(15.0, gt=0, le=300)
+    # A printer that sends nothing is probed; with no answer it is reported silent within this.
+    silence_s: float = Field(15.0, ge=3, le=600)
 
 
 class CameraSection(_Section):

@@ -2,10 +2,11 @@
 connected, measured like LayerGuard's idle window (same settle time, same window, same /proc
 readings), in the same run.
 
-OctoPrint comes from PyPI into a throw-away virtual environment under /tmp (installed on the
-first run, reused after). Plugins that reach out to the internet (update checks, announcements,
-plugin repository, health check, usage tracking) and mDNS discovery are switched off: this
-machine has no internet, and with them OctoPrint would only use more. Its virtual printer runs
+OctoPrint is the pinned version the tests run against, in the same `.venv-octoprint`
+(`scripts/setup.sh --for-tests` makes it; installed here from PyPI if it is missing). Plugins
+that reach out to the internet (update checks, announcements, plugin repository, health check,
+usage tracking) and mDNS discovery are switched off: this machine has no internet, and with them
+OctoPrint would only use more. Its virtual printer runs
 inside OctoPrint's own process, as a few threads; LayerGuard's is in the benchmark's process.
 """
 
@@ -23,8 +24,8 @@ from bench import procstat
 from bench.footprint import SETTLE_S
 from bench.launch import stop_process
 from bench.report import Row, Skipped
+from sim.octoprint_printer import OCTOPRINT_VERSION, VENV
 
-VENV = Path(tempfile.gettempdir()) / "layerguard-bench-octoprint"
 OCTOPRINT = VENV / "bin" / "octoprint"
 INSTALL_TIMEOUT_S = 600.0
 CONNECT_TIMEOUT_S = 90.0
@@ -56,7 +57,7 @@ def install() -> str | None:
     try:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True)
         subprocess.run(
-            [str(VENV / "bin" / "pip"), "install", "--quiet", "octoprint"],
+            [str(VENV / "bin" / "pip"), "install", "--quiet", f"octoprint=={OCTOPRINT_VERSION}"],
             check=True,
             capture_output=True,
             text=True,
@@ -64,9 +65,9 @@ def install() -> str | None:
         )
     except subprocess.CalledProcessError as exc:
         last = (exc.stderr or exc.stdout or "").strip().splitlines()[-1:] or ["no output"]
-        return f"`pip install octoprint` failed: {last[0]}"
+        return f"`pip install octoprint=={OCTOPRINT_VERSION}` failed: {last[0]}"
     except subprocess.TimeoutExpired:
-        return f"`pip install octoprint` took over {INSTALL_TIMEOUT_S:g} s"
+        return f"`pip install octoprint=={OCTOPRINT_VERSION}` took over {INSTALL_TIMEOUT_S:g} s"
     return None
 
 

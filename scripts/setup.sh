@@ -2,9 +2,11 @@
 # Prepares a checkout: Mosquitto (the demo and the broker tests start their own on a free port)
 # and a virtual environment with LayerGuard and its test tools. With --for-tests, also the
 # programs the deployment checks run: systemd-analyze, cloud-init (its schema), netplan
-# (network-config) and debootstrap (install.sh in a throw-away Debian root), and Home Assistant
+# (network-config) and debootstrap (install.sh in a throw-away Debian root); Home Assistant
 # releases in `.venv-ha-<release>`, whose own MQTT code reads our discovery in
-# tests/test_home_assistant.py: the oldest and newest we support on Python 3.11, and today's on 3.13.
+# tests/test_home_assistant.py: the oldest and newest we support on Python 3.11, and today's on 3.13;
+# and OctoPrint, whose virtual printer the tests run the agent against, in its own .venv-octoprint
+# (its dependencies never mix with LayerGuard's; the version is pinned in sim/octoprint_printer.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,4 +78,10 @@ if [ "${1:-}" = "--for-tests" ]; then
   ha_venv 2024.1.6 python3.11
   ha_venv 2024.3.3 python3.11
   ha_venv 2025.4.4 python3.13
+  octoprint=$(.venv/bin/python -c 'from sim.octoprint_printer import OCTOPRINT_VERSION; print(OCTOPRINT_VERSION)')
+  if ! .venv-octoprint/bin/python -c "import octoprint, sys; sys.exit(octoprint.__version__ != '$octoprint')" 2>/dev/null; then
+    echo "setup: installing OctoPrint $octoprint into .venv-octoprint (its virtual printer, for the tests)" >&2
+    [ -x .venv-octoprint/bin/python ] || python3 -m venv .venv-octoprint
+    .venv-octoprint/bin/pip install --quiet --disable-pip-version-check "octoprint==$octoprint"
+  fi
 fi

@@ -91,7 +91,8 @@ async def _demo() -> int:
             stack.callback(probe.close)
             probe.subscribe(f"layerguard/{PRINTER_ID}/#")
         log.info(
-            "Simulated world: printer on %s, webcam %s, detection stand-in %s",
+            "Simulated world: printer (%s) on %s, webcam %s, detection stand-in %s",
+            world.printer.profile.firmware.split(" SOURCE_CODE_URL")[0].removeprefix("FIRMWARE_NAME:"),
             world.printer.port,
             world.webcam.url,
             world.service.base_url,

@@ -1,44 +1,46 @@
-"""A virtual Marlin, Prusa MK3 or Klipper printer on a real pseudo-terminal, for the tests and the demo.
+"""A virtual printer on a real pseudo-terminal, for the tests and the demo: one firmware VERSION.
 
-The agent opens `VirtualPrinter.port` with the same pyserial calls it uses on a Pi. What it
-emulates, as Marlin 2.x does it:
+The agent opens `VirtualPrinter.port` with the same pyserial calls it uses on a Pi. What differs
+between firmware versions is chosen by `profile=` (firmware_profiles.py: Marlin 2.0.9, 2.1.1,
+2.1.2, bugfix, Marlin with head parking and a display, the Creality Ender-3 S1 fork, Prusa MK3
+3.13 and 3.14, Klipper), each behaviour citing ../shared/reference/serial.md. `dialect=` still
+picks a family's default version (marlin → marlin-2.1.2). Common to all:
 
-- line protocol: `N<n> <cmd>*<xor>` framing with `Error:checksum mismatch`,
+- line protocol ("Sending"): `N<n> <cmd>*<xor>` framing with `Error:checksum mismatch`,
   `Error:Line Number is not Last Line Number+1`, `Error:No Checksum with line number`, each followed
   by `Resend: N` and `ok`; unnumbered lines are accepted; `ok` after every command;
-- `M110`, `M115` (FIRMWARE_NAME:Marlin plus `Cap:` lines), `M105`, `M155 S<s>` temperature
-  auto-report, `M20`, `M23 <file>`, `M24` start/resume, `M25` pause (effective after
-  `pause_delay_s`, as Marlin drains its move queue first), `M27`, `M27 C`, `M27 S<s>` SD auto-report,
-  `M524` abort, `M104/M140` targets, `M109/M190` that block with `echo:busy: processing`, a few
-  motion commands as no-ops, and `echo:Unknown command: "X"` for anything else;
+- `M110`, `M115` (FIRMWARE_NAME plus `Cap:` lines), `M105`, `M155 S<s>` temperature auto-report,
+  `M20`, `M23 <file>`, `M24` start/resume, `M25` pause, `M27`, `M27 C`, `M27 S<s>` SD auto-report,
+  `M31` job timer, `M400` (answered once the queue drained), `M524` abort, `M104/M140` targets,
+  `M109/M190` that block with `echo:busy: processing`, a few motion commands as no-ops, and
+  `echo:Unknown command: "X"` for anything else;
 - an SD print of a G-code text: a heating phase (hotend and bed rise to the targets found in the
   file's start G-code) before bytes advance, progress over `print_duration_s`, `Done printing file`;
-- host action commands (`//action:paused`, `resume`, `cancel`) when `host_actions` is on;
-- the printer's own panel: `panel_start`, `panel_pause`, `panel_resume`, `panel_stop`, and a
-  filament runout (`runout`: paused, `echo:busy: paused for user` until resumed).
+- the pause as "Pausing" describes it: the SD reader (the byte) stops at once, the queued moves
+  drain for `pause_delay_s`, and only then does `M400` answer ("Takes effect after queued moves
+  drain"); the job timer stops ("the job timer is paused by `M25`");
+- stalls that falsely look like a pause ("What falsely looks like a pause": long slow moves,
+  `M109`/`M190`, `G28`/`G29`, `G4`): `stall(seconds, kind)` freezes the byte while the job timer
+  runs and host commands wait, with `echo:busy: processing` every ~2 s on Marlin and Prusa
+  ("Marlin prints `echo:busy: processing` every ~2 s while busy");
+- the printer's own panel: `panel_start`, `panel_pause`, `panel_resume` (also the user's
+  "continue" at the display of a parked Marlin), `panel_stop`, and a filament runout (`runout`:
+  paused, `echo:busy: paused for user` until resumed).
 
-Dialects (`dialect=`), as serial.md describes them:
+Dialect-specific commands: Prusa `M601`/`M602` that switch the hotend off and back on, `NORMAL
+MODE: Percent done:` every 10 %; Klipper `PAUSE` (its ok once the reader stopped, no output),
+`RESUME`, `CANCEL_PRINT`, `SDCARD_PRINT_FILE FILENAME=`, `Not SD printing.` once the file is
+closed, `// Unknown command:"X"`, `!!` errors, `// Klipper state: Ready` after a restart. Unlike
+real Klipper it checks line checksums, so resends can be tested; it sends no `ok` after a `Resend:`
+by default.
 
-- `prusa`: Prusa-Firmware's `M115`, `M601`/`M602` (`M25`/`M24` too) that switch the hotend off
-  and back on, `M27` → `SD print paused`, `// action:paused|resumed|cancel`, `M73`-style
-  `NORMAL MODE: Percent done:` lines every 10 %; only temperatures auto-report;
-- `klipper`: `ok FIRMWARE_NAME:Klipper`, no auto-reports, `PAUSE` (its ok comes once the reader
-  stopped, after `pause_delay_s`) / `RESUME` / `CANCEL_PRINT` / `SDCARD_PRINT_FILE FILENAME=`, no
-  output at all on a pause, `M27` keeps reporting the frozen byte while paused, `Not SD printing.`
-  once the file is closed, `// Unknown command:"X"`, `!!` errors, `// Klipper state: Ready` after
-  a restart. Unlike real Klipper it checks line checksums, so resends can be tested; it sends no
-  `ok` after a `Resend:` by default.
-
-Feature switches: `host_actions`, `autoreport` (Marlin's `AUTOREPORT_*` capabilities),
-`current_file` (Marlin answers `M27 C`), `park_on_pause` (Marlin parks the head: `parked`),
-`ok_after_resend`.
-
-Deviations, for fast tests: auto-report intervals (`M27 S`, `M155 S`) may be fractions of a second.
-Faults to inject: `ignore` (commands acknowledged but without effect, e.g. `{"M25"}`),
-`request_resend(n)` (the next n numbered lines fail their checksum), `drop_ok(code)` (its `ok`
-is lost on the wire), `reset()` (the board reboots and prints `start`), `kill(reason)` (a fatal
-error: the firmware halts and answers nothing more), `send_raw(bytes)` (garbage, any line),
-`vanish()` / `reappear()` (the pty closes and a new one appears at the same `port`; the printer
+Switches over the profile's defaults: `host_actions`, `autoreport`, `current_file`,
+`park_on_pause`, `ok_after_resend`. Deviation, for fast tests: auto-report intervals may be
+fractions of a second. Faults to inject: `ignore` (commands acknowledged but without effect,
+e.g. `{"M25"}`), `request_resend(n)`, `drop_ok(code)`, `reset()` (the board reboots and prints
+`start`), `kill(reason)` (halted: answers nothing more), `send_raw(bytes)`, `mute()` / `unmute()`
+(a wedged USB-serial adapter or hung firmware: nothing in, nothing out, while the SD print goes
+on), `vanish()` / `reappear()` (the pty closes and a new one appears at the same `port`; the printer
 keeps its state meanwhile, `reset=True` for a power cycle), and `stop()` (gone for good).
 
 The printer runs in its own thread: a select loop on the pty's master side. Its public methods are
@@ -60,23 +62,15 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 
+from sim.firmware_profiles import DEFAULT_PROFILE, PROFILES, FirmwareProfile, PausedStatus
+
 AMBIENT_C = 21.0
 TICK_S = 0.01
 DEFAULT_FILE = "layerguard_demo.gcode"
-FIRMWARE = (
-    "FIRMWARE_NAME:Marlin 2.1.2.1 (LayerGuard virtual) SOURCE_CODE_URL:github.com/MarlinFirmware/Marlin "
-    "PROTOCOL_VERSION:1.0 MACHINE_TYPE:Virtual Printer EXTRUDER_COUNT:1 "
-    "UUID:cede2a2f-41a2-4748-9b12-c55c62f367ff"
-)
 NO_OPS = frozenset({"G0", "G1", "G4", "G21", "G28", "G90", "G91", "G92", "M82", "M83", "M84", "M106", "M107"})
-NO_OPS |= frozenset({"M117", "M400"})
-PRUSA_FIRMWARE = (
-    "FIRMWARE_NAME:Prusa-Firmware 3.13.2 based on Marlin "
-    "FIRMWARE_URL:https://github.com/prusa3d/Prusa-Firmware "
-    "PROTOCOL_VERSION:1.0 MACHINE_TYPE:Prusa i3 MK3S EXTRUDER_COUNT:1 UUID:00000000-0000-0000-0000-0000"
-)
-KLIPPER_FIRMWARE = "FIRMWARE_NAME:Klipper FIRMWARE_VERSION:v0.12.0-LayerGuard-virtual"
-DIALECTS = ("marlin", "prusa", "klipper")
+NO_OPS |= frozenset({"M117", "SET_IDLE_TIMEOUT"})
+DIALECTS = tuple(DEFAULT_PROFILE)
+STALLS = ("heat", "move", "dwell", "home")
 
 _NUMBERED = re.compile(r"^N(\d+)\s+(.*?)(?:\*(\d+))?\s*$")
 _PARAM = re.compile(r"([A-Z])(-?\d+(?:\.\d+)?)?")
@@ -133,6 +127,7 @@ class _Job:
         self.start_end = len(start_gcode[: heats[-1].end()].encode()) + 1 if heats else 0
         self.position = 0
         self.print_elapsed_s = 0.0
+        self.timer_s = 0.0  # Marlin's job timer (M31): runs from the start, stops while paused
 
     @property
     def size(self) -> int:
@@ -149,29 +144,43 @@ class VirtualPrinter:
         print_duration_s: float = 5.0,
         heat_duration_s: float = 1.0,
         pause_delay_s: float = 0.2,
-        host_actions: bool = True,
+        host_actions: bool | None = None,
         busy_interval_s: float = 2.0,
         ignore: Iterable[str] = (),
         port: str | os.PathLike[str] | None = None,
         dialect: str = "marlin",
-        autoreport: bool = True,
-        current_file: bool = True,
-        park_on_pause: bool = False,
+        profile: str | FirmwareProfile | None = None,
+        autoreport: bool | None = None,
+        current_file: bool | None = None,
+        park_on_pause: bool | None = None,
         ok_after_resend: bool | None = None,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {DIALECTS}, not {dialect!r}")
-        self.dialect = dialect
-        self.autoreport = autoreport and dialect == "marlin"
-        self.current_file = current_file and dialect != "klipper"
-        self.park_on_pause = park_on_pause
+        if not isinstance(profile, FirmwareProfile):
+            name = profile or DEFAULT_PROFILE[dialect]
+            if name not in PROFILES:
+                raise ValueError(f"profile must be one of {sorted(PROFILES)}, not {name!r}")
+            profile = PROFILES[name]
+        self.profile = profile
+        self.dialect = dialect = profile.dialect
+        self.autoreport_sd = (
+            profile.autoreport_sd if autoreport is None else autoreport and dialect == "marlin"
+        )
+        self.autoreport_temp = (
+            profile.autoreport_temp if autoreport is None else autoreport and dialect != "klipper"
+        )
+        self.current_file = (
+            profile.current_file if current_file is None else current_file and dialect != "klipper"
+        )
+        self.park_on_pause = profile.parks_and_waits if park_on_pause is None else park_on_pause
         self.ok_after_resend = dialect != "klipper" if ok_after_resend is None else ok_after_resend
         self.parked = False
         self.halted = False
         self.files = dict(files) if files is not None else {DEFAULT_FILE: default_gcode()}
         self.print_duration_s = print_duration_s
         self.pause_delay_s = pause_delay_s
-        self.host_actions = host_actions
+        self.host_actions = profile.host_actions if host_actions is None else host_actions
         self.busy_interval_s = busy_interval_s
         self.ignore = {code.upper() for code in ignore}
         self.received: list[str] = []
@@ -186,7 +195,13 @@ class VirtualPrinter:
         self._selected: _Job | None = None
         self._paused_from = "printing"
         self._paused_hotend = 0.0  # Prusa: the target M601 switched off
-        self._pause_at: float | None = None
+        self._pause_at: float | None = None  # the queued moves of a pause drain until then
+        self._stalled_until = 0.0  # the SD print stands still (heating, a slow move ...) until then
+        self._stall_heat = 0.0  # the hotend target a "heat" stall raised, restored after it
+        self._waiting_for_user = False  # parked M25 or runout: `echo:busy: paused for user`
+        self._muted = False
+        self._busy_text = "processing"
+        self._last_auto_sd: str | None = None
         self._percent_reported = -1
         self._last_line = 0
         self._fail_checksums = 0
@@ -263,6 +278,11 @@ class VirtualPrinter:
             return self._state
 
     @property
+    def stalled(self) -> bool:
+        with self._cond:
+            return time.monotonic() < self._stalled_until
+
+    @property
     def progress(self) -> float:
         with self._cond:
             job = self._job
@@ -326,12 +346,39 @@ class VirtualPrinter:
             self._start_job()
 
     def panel_pause(self) -> None:
+        """The pause from the printer's menu: it runs the same M25 (or M601, Mainsail's PAUSE)."""
         with self._cond:
-            self._pause_now()
+            self._begin_pause()
 
     def panel_resume(self) -> None:
+        """Resume at the printer: the menu's resume, or the user's "continue" at a waiting display."""
         with self._cond:
+            self._waiting_for_user = False
             self._resume()
+
+    def stall(self, seconds: float, kind: str = "move") -> None:
+        """The print stands still without a pause: `heat` (an M109 raising the target), `move` (a
+        long slow move), `dwell` (G4), `home` (G28/G29). The byte freezes, the job timer runs,
+        host commands wait until it is over (Marlin and Prusa say `echo:busy: processing`)."""
+        if kind not in STALLS:
+            raise ValueError(f"kind must be one of {STALLS}, not {kind!r}")
+        with self._cond:
+            now = time.monotonic()
+            self._stalled_until = now + seconds
+            self._next_busy = now + self.busy_interval_s
+            if kind == "heat":
+                self._stall_heat = self._hotend.target
+                self._hotend.set_target(self._hotend.target + 20.0)
+
+    def mute(self) -> None:
+        """Fall silent as a wedged USB-serial adapter or hung firmware does: nothing goes in or out,
+        the SD print goes on."""
+        with self._cond:
+            self._muted = True
+
+    def unmute(self) -> None:
+        with self._cond:
+            self._muted = False
 
     def panel_stop(self) -> None:
         with self._cond:
@@ -345,6 +392,9 @@ class VirtualPrinter:
             if self.dialect == "marlin" and self.host_actions:
                 self._send("//action:out_of_filament T0")
             self._pause_now()
+            if self.dialect != "klipper" and self._state == "paused":  # M600 waits for the user
+                self._waiting_for_user = True
+                self._next_busy = time.monotonic()
 
     def reset(self) -> None:
         """Reboot the board, as a watchdog or a DTR pulse does: the print is lost, line numbers restart."""
@@ -354,12 +404,14 @@ class VirtualPrinter:
             self._last_line = 0
             self._sd_report = self._temp_report = None
             self._blocking_until = None
+            self._waiting_for_user = False
+            self._stalled_until = 0.0
             self.halted = False
             self._inbox.clear()
             if self.dialect == "klipper":
                 self._send("// Klipper state: Disconnect", "// Klipper state: Ready")
             else:
-                self._send("start", "echo:Marlin 2.1.2.1 (LayerGuard virtual)")
+                self._send("start", self.profile.banner)
 
     # --- the thread ---------------------------------------------------------------------------
 
@@ -375,7 +427,8 @@ class VirtualPrinter:
                 [self._master], [self._master] if wants_write else [], [], TICK_S
             )
             if readable:
-                splitter += self._read()
+                data = self._read()
+                splitter += b"" if self._muted else data
             if writable:
                 self._write()
             now = time.monotonic()
@@ -395,6 +448,9 @@ class VirtualPrinter:
 
     def _write(self) -> None:
         with self._cond:
+            if self._muted:  # lost on the wire
+                self._out.clear()
+                return
             data = bytes(self._out)
         try:
             written = os.write(self._master, data)
@@ -406,8 +462,12 @@ class VirtualPrinter:
     def _tick(self, now: float, dt: float) -> None:
         self._hotend.step(dt)
         self._bed.step(dt)
+        if self._stall_heat and now >= self._stalled_until:
+            self._hotend.set_target(self._stall_heat)
+            self._stall_heat = 0.0
         self._advance_job(now, dt)
         self._auto_report(now)
+        self._keepalive(now)
         self._process_inbox(now)
 
     def _advance_job(self, now: float, dt: float) -> None:
@@ -416,10 +476,14 @@ class VirtualPrinter:
             return
         if self._pause_at is not None and now >= self._pause_at:
             self._pause_now()
+        if self._state in ("heating", "printing") and (self._pause_at is None or self.dialect == "klipper"):
+            job.timer_s += dt  # Marlin's M25 stops the job timer at once
         if self._state == "heating" and self._hotend.reached and self._bed.reached:
             self._state = "printing"
-        if self._state != "printing":
+        if self._state != "printing" or now < self._stalled_until:
             return
+        if self._pause_at is not None and self.dialect != "klipper":
+            return  # the reader stopped; only the queued moves still run
         job.print_elapsed_s += dt
         fraction = min(1.0, job.print_elapsed_s / self.print_duration_s) if self.print_duration_s > 0 else 1.0
         job.position = job.start_end + round((job.size - job.start_end) * fraction)
@@ -434,17 +498,34 @@ class VirtualPrinter:
     def _auto_report(self, now: float) -> None:
         if self._sd_report and now >= self._sd_report[1]:
             self._sd_report = (self._sd_report[0], now + self._sd_report[0])
-            self._send(self._sd_status())
+            status = self._sd_status()
+            if not (self.profile.quiet_autoreport and status == self._last_auto_sd):
+                self._send(status)
+            self._last_auto_sd = status
         if self._temp_report and now >= self._temp_report[1]:
             self._temp_report = (self._temp_report[0], now + self._temp_report[0])
             self._send(" " + self._temp_line())
 
+    def _keepalive(self, now: float) -> None:
+        """Marlin's host keepalive: a busy line every ~2 s while a command or the print waits."""
+        if self.dialect == "klipper" or self.halted or now < self._next_busy:
+            return
+        if self._waiting_for_user:
+            text = "paused for user"
+        elif self._blocking_until is not None or now < self._stalled_until:
+            text = "processing"
+        else:
+            return
+        self._next_busy = now + self.busy_interval_s
+        self._send(f"echo:busy: {text}")
+
     def _process_inbox(self, now: float) -> None:
+        if now < self._stalled_until:
+            return  # the command loop is busy with the print's own command
+        if self._waiting_for_user and self._blocking_until is None:
+            return  # M600 / a parked pause from the panel holds the command loop
         if self._blocking_until is not None:
             if not self._blocking_until():
-                if now >= self._next_busy:
-                    self._next_busy = now + self.busy_interval_s
-                    self._send("echo:busy: processing")
                 return
             self._blocking_until = None
             if self._after_block is not None:
@@ -524,18 +605,18 @@ class VirtualPrinter:
 
     def _m115(self, command: str, params: dict[str, str]) -> None:
         if self.dialect == "klipper":
-            self._send(f"ok {KLIPPER_FIRMWARE}")
+            self._send(f"ok {self.profile.firmware}")
             return
         caps = {
             "SERIAL_XON_XOFF": 0,
             "EEPROM": 0,
-            "AUTOREPORT_TEMP": int(self.autoreport or self.dialect == "prusa"),
-            "AUTOREPORT_SD_STATUS": int(self.autoreport),
+            "AUTOREPORT_TEMP": int(self.autoreport_temp),
+            "AUTOREPORT_SD_STATUS": int(self.autoreport_sd),
             "HOST_ACTION_COMMANDS": int(self.host_actions),
+            "PROMPT_SUPPORT": int(self.profile.host_prompts and self.host_actions),
             "EMERGENCY_PARSER": 0,
         }
-        name = PRUSA_FIRMWARE if self.dialect == "prusa" else FIRMWARE
-        self._send(name, *(f"Cap:{cap}:{value}" for cap, value in caps.items()), "ok")
+        self._send(self.profile.firmware, *(f"Cap:{cap}:{value}" for cap, value in caps.items()), "ok")
 
     def _m105(self, command: str, params: dict[str, str]) -> None:
         if self.dialect == "klipper":
@@ -564,23 +645,46 @@ class VirtualPrinter:
         self._send("ok")
 
     def _m25(self, command: str, params: dict[str, str]) -> None:
-        if self._state in ("heating", "printing") and self._pause_at is None:
-            self._pause_at = time.monotonic() + self.pause_delay_s
+        if self._begin_pause() and self.park_on_pause:
+            # Parked with a display: M25 waits for the user's "continue", which resumes the print.
+            self._blocking_until = lambda: self._pause_at is None and not self._waiting_for_user
+            return
+        self._send("ok")
+
+    def _m31(self, command: str, params: dict[str, str]) -> None:
+        if not self.profile.job_timer:
+            self._send(f'echo:Unknown command: "{command}"', "ok")
+            return
+        seconds = int(self._job.timer_s if self._job else 0.0)
+        hours, rest = divmod(seconds, 3600)
+        minutes, seconds = divmod(rest, 60)
+        parts = [f"{hours}h"] if hours else []
+        parts += [f"{minutes}m"] if hours or minutes else []
+        self._send(f"echo:Print time: {' '.join([*parts, f'{seconds}s'])}", "ok")
+
+    def _m400(self, command: str, params: dict[str, str]) -> None:
+        """Answered once the queued moves ran, a draining pause's too."""
+        if self._pause_at is not None:
+            self._blocking_until = lambda: self._pause_at is None
+            return
         self._send("ok")
 
     def _m27(self, command: str, params: dict[str, str]) -> None:
         if "C" in params and self.current_file:
             name = self._selected.name if self._selected else "(no file)"
             self._send(f"Current file: {name}")
-        elif "S" in params and self.autoreport:
+        elif "S" in params and self.autoreport_sd:
             self._sd_report = self._interval(params)
         else:
             self._send(self._sd_status())
         self._send("ok")
 
     def _prusa_pause(self, command: str, params: dict[str, str]) -> None:
-        """M601 (and M25): park, switch the hotend off; M602 heats it again before going on."""
-        self._m25(command, params)
+        """M601 (and M25): ok only once the moves drained; parks, switches the hotend off."""
+        if self._begin_pause():
+            self._blocking_until = lambda: self._pause_at is None
+            return
+        self._send("ok")
 
     def _prusa_resume(self, command: str, params: dict[str, str]) -> None:
         if self._state == "paused":
@@ -593,10 +697,8 @@ class VirtualPrinter:
 
     def _klipper_pause(self, command: str, params: dict[str, str]) -> None:
         """PAUSE: the ok comes once the SD reader stopped; nothing is printed."""
-        if self._state in ("heating", "printing") and self._pause_at is None:
-            self._pause_at = time.monotonic() + self.pause_delay_s
+        if self._begin_pause():
             self._blocking_until = lambda: self._state != "heating" and self._state != "printing"
-            self._next_busy = float("inf")  # Klipper sends no busy lines
             return
         self._send("ok")
 
@@ -637,6 +739,8 @@ class VirtualPrinter:
         "M24": _m24,
         "M25": _m25,
         "M27": _m27,
+        "M31": _m31,
+        "M400": _m400,
         "M524": _m524,
         "M104": _set_temp,
         "M109": _set_temp,
@@ -680,19 +784,43 @@ class VirtualPrinter:
         self._bed.set_target(job.bed)
         self._state = "heating"
 
+    def _begin_pause(self) -> bool:
+        """M25 and the panel's pause: the reader stops, the queued moves drain for pause_delay_s."""
+        if self._state not in ("heating", "printing") or self._pause_at is not None:
+            return False
+        self._pause_at = time.monotonic() + self.pause_delay_s
+        if self.park_on_pause and self.dialect == "marlin":
+            self._action("paused")  # printed before the head stops; it waits for the user once parked
+        elif self.dialect == "marlin" and self.host_actions:
+            self._send("//action:pause")  # a request to the host, not a confirmation
+            if self.profile.host_prompts:
+                self._send(
+                    "//action:prompt_end",
+                    "//action:prompt_begin Pause",
+                    "//action:prompt_button Resume",
+                    "//action:prompt_show",
+                )
+        return True
+
     def _pause_now(self) -> None:
         self._pause_at = None
         if self._state in ("heating", "printing"):
             self._paused_from = self._state
             self._state = "paused"
             self.parked = self.park_on_pause or self.dialect == "prusa"
-            if self.dialect == "prusa":  # M601 switches the hotend off
+            if self.park_on_pause and self.dialect == "marlin":  # parked: waits for "continue"
+                self._waiting_for_user = True
+                self._next_busy = time.monotonic()
+            if self.dialect == "prusa":  # M601 switches the hotend off, and says so once done
                 self._paused_hotend = self._hotend.target
                 self._hotend.set_target(0)
-            self._action("paused")
+                self._action("paused")
 
     def _resume(self) -> None:
-        if self._state == "paused":
+        if self._pause_at is not None:  # resumed while the pause still drained: it never happened
+            self._pause_at = None
+            self._action("resumed" if self.dialect == "prusa" else "resume")
+        elif self._state == "paused":
             self._state = self._paused_from
             self.parked = False
             self._action("resumed" if self.dialect == "prusa" else "resume")
@@ -708,27 +836,29 @@ class VirtualPrinter:
         self._state = "idle"
         self._selected = None
         self._pause_at = None
+        self._waiting_for_user = False
         self._hotend.set_target(0)
         self._bed.set_target(0)
 
     def _sd_status(self) -> str:
         job = self._job
-        printing = ("heating", "printing", "paused") if self.dialect == "klipper" else ("heating", "printing")
-        if job is not None and self._state in printing:
-            return f"SD printing byte {job.position}/{job.size}"
-        if self.dialect == "prusa" and self._state == "paused":
-            return "SD print paused"
-        return "Not SD printing." if self.dialect == "klipper" else "Not SD printing"
+        if job is None or self._state not in ("heating", "printing", "paused"):
+            return "Not SD printing." if self.dialect == "klipper" else "Not SD printing"
+        reader_stopped = self._pause_at is not None and self.dialect == "marlin"
+        if self._state == "paused" or reader_stopped:
+            if self.profile.paused_status is PausedStatus.NOT_PRINTING:
+                return "Not SD printing"
+            if self.profile.paused_status is PausedStatus.SD_PRINT_PAUSED:
+                return "SD print paused"
+        return f"SD printing byte {job.position}/{job.size}"
 
     def _temp_line(self) -> str:
         hot, bed = self._hotend, self._bed
         return f"T:{hot.actual:.2f} /{hot.target:.2f} B:{bed.actual:.2f} /{bed.target:.2f} @:0 B@:0"
 
     def _action(self, name: str) -> None:
-        if self.dialect == "prusa":
-            self._send(f"// action:{name}")
-        elif self.dialect == "marlin" and self.host_actions:
-            self._send(f"//action:{name}")
+        if self.dialect != "klipper" and self.host_actions:
+            self._send(f"{self.profile.action_prefix}{name}")
 
     @staticmethod
     def _interval(params: dict[str, str]) -> tuple[float, float] | None:

@@ -19,13 +19,14 @@ from agent.settings import (
 )
 from sim.broker import MosquittoBroker
 from sim.gadget_service import GadgetStandIn
+from sim.octoprint_printer import OctoPrintPrinter
 from sim.snapshot_server import SnapshotServer
 from sim.virtual_printer import VirtualPrinter, default_gcode
 
 
 @dataclass
 class SimWorld:
-    printer: VirtualPrinter
+    printer: VirtualPrinter | OctoPrintPrinter
     webcam: SnapshotServer
     service: GadgetStandIn
     broker: MosquittoBroker | None
@@ -56,9 +57,11 @@ def sim_world(
     pause_delay_s: float = 0.5,
     frame_size: tuple[int, int] = (640, 480),
     api_key: str = "sim-key-0123456789",
+    profile: str = "marlin-2.1.2",
 ) -> Iterator[SimWorld]:
     """A print of `file` that fails at `failure_at` (a fraction of the print), watched by a webcam
-    that shows the virtual printer's progress, and a detection stand-in asking for `interval_s`."""
+    that shows the virtual printer's progress, and a detection stand-in asking for `interval_s`.
+    The printer emulates `profile` (sim/firmware_profiles.py): today's stable Marlin by default."""
     with ExitStack() as stack:
         printer = stack.enter_context(
             VirtualPrinter(
@@ -66,6 +69,7 @@ def sim_world(
                 print_duration_s=print_duration_s,
                 heat_duration_s=heat_duration_s,
                 pause_delay_s=pause_delay_s,
+                profile=profile,
             )
         )
         webcam = stack.enter_context(SnapshotServer(lambda: printer.progress / 100, failure_at, *frame_size))

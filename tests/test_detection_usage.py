@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.detection.client import GadgetClient
+from agent.detection.context import PrintKey
 from agent.detection.timing import DetectionTiming
 from agent.detection.usage import BUDGET_ERROR, FREE_USAGE_ERROR, ROLLOVER_MARGIN_S, UsageMeter
 from agent.detection.verdict import DetectionError
@@ -55,7 +56,7 @@ async def client(service: GadgetStandIn, record: JsonRecord, clock: Clock) -> As
     gadget = GadgetClient(
         service.base_url, KEY, timing=TIMING, usage=UsageMeter(record, budget=3, clock=clock), clock=clock
     )
-    await gadget.open_context("benchy.gcode")
+    await gadget.open_context(PrintKey("benchy.gcode"))
     yield gadget
     await gadget.aclose()
 
@@ -132,7 +133,7 @@ async def test_the_free_allowance_stops_until_the_next_month_whatever_the_print(
         with pytest.raises(DetectionError) as caught:
             await client.process(CLEAN)
         errors.append(caught.value)
-        await client.open_context("next-print.gcode")  # a new context does not help
+        await client.open_context(PrintKey("next-print.gcode"))  # a new context does not help
     assert {(e.error_type, e.stopped, e.retry_after_s) for e in errors} == {
         (FREE_USAGE_ERROR, True, DEC_1 + ROLLOVER_MARGIN_S - NOV_20)
     }

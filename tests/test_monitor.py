@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from agent.detection.client import GadgetClient
+from agent.detection.context import PrintKey
 from agent.detection.timing import DetectionTiming
 from agent.detection.usage import FREE_USAGE_ERROR, ROLLOVER_MARGIN_S, UsageMeter
 from agent.detection.verdict import DetectionError, Verdict
@@ -89,7 +90,7 @@ async def session_of(
     camera: Camera, client: GadgetClient, recorder: Recorder, active: bool = True, camera_retry_s: float = 5.0
 ) -> AsyncIterator[tuple[InspectionSession, asyncio.Task[None]]]:
     session = InspectionSession(
-        camera, client, "benchy.gcode", recorder.on_verdict, recorder.on_failure, camera_retry_s
+        camera, client, PrintKey("benchy.gcode"), recorder.on_verdict, recorder.on_failure, camera_retry_s
     )
     session.set_active(active)
     task = asyncio.create_task(session.run())

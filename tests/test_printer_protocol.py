@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from hardware.printer.dialects import (
     KLIPPER,
     MARLIN,
     PRUSA,
+    Dialect,
     choose_dialect,
     detect_dialect,
     parse_capability,
     parse_firmware_info,
 )
 from hardware.printer.events import PrinterEventKind as K
-from hardware.printer.follower import PrintFollower, PrintState
+from hardware.printer.events import PrintState
+from hardware.printer.evidence import PauseEvidence
+from hardware.printer.follower import PrintFollower
 from hardware.printer.protocol import LineKind, LineNumbers, checksum, classify, frame, resend_number
 from hardware.printer.reports import (
+    Busy,
     CurrentFile,
     DonePrinting,
     FatalError,
     FileOpened,
     HostAction,
+    JobTime,
     NotSdPrinting,
+    PausedForUser,
     PercentDone,
     PrinterReset,
     SdPaused,
@@ -51,8 +59,11 @@ def test_line_numbers_count_from_reset_and_resend_only_the_line_in_flight() -> N
     assert numbers.frame("M110 N0").startswith("N0 ")
     assert numbers.frame("M27") == frame(1, "M27")
     second = numbers.frame("M105")
-    assert numbers.resend(2) == second
-    assert numbers.resend(1) is None  # not in flight: renumber instead of replaying
+    assert numbers.resend(2) == [second]
+    assert numbers.resend(1) == [frame(1, "M27"), second]  # a swallowed line, and all after it
+    for command in ("M105", "M105", "M105", "M105"):
+        numbers.frame(command)
+    assert numbers.resend(1) is None  # too old: the firmware lost track; renumber, never replay
     numbers.reset()
     assert numbers.frame("M110 N0") == "N0 M110 N0*125"
 
@@ -135,6 +146,14 @@ def test_line_splitter_joins_partial_reads() -> None:
         ("NORMAL MODE: Percent done: 35; print time remaining in mins: 12", PercentDone(35.0)),
         ("// Klipper state: Ready", PrinterReset()),
         ("Not SD printing.", NotSdPrinting()),
+        ("echo:busy: paused for user", PausedForUser()),
+        ("echo:busy: paused for input", PausedForUser()),
+        ("echo:busy: processing", Busy()),
+        ("echo:Print time: 1h 2m 3s", JobTime(3723)),
+        ("echo:Print time: 45s", JobTime(45)),
+        ("echo:Print time: 1d 0h 0m 1s", JobTime(86401)),
+        ("//action:pause", HostAction("pause")),
+        ("T:21.30/ 60.00 B:20.00/ 0.00", Temperatures(21.3, 60.0, 20.0, 0.0)),
         ("Error:checksum mismatch, Last Line: 4", None),
         ("ok", None),
         ("echo:SD card ok", None),
@@ -212,34 +231,47 @@ def test_dialect_commands() -> None:
 # --- follower --------------------------------------------------------------------------------
 
 
+def connected(
+    dialect: Dialect = MARLIN, clock: Callable[[], float] | None = None, **kw: float
+) -> PrintFollower:
+    follower = PrintFollower(dialect, clock=clock or (lambda: 0.0), **kw)
+    follower.connected("test firmware", dialect)
+    return follower
+
+
 def kinds(follower: PrintFollower, *reports: object) -> list[K]:
     return [event.kind for report in reports for event in follower.apply(report)]  # type: ignore[arg-type]
 
 
 def test_follower_reports_each_transition_once() -> None:
-    follower = PrintFollower()
+    now = [0.0]
+    follower = connected(clock=lambda: now[0])
     assert kinds(follower, FileOpened("a.gcode", 100)) == []
     assert kinds(follower, SdProgress(10, 100), SdProgress(10, 100)) == [K.PRINT_STARTED, K.PROGRESS]
     assert kinds(follower, SdProgress(50, 100)) == [K.PROGRESS]
-    assert kinds(follower, HostAction("paused"), HostAction("pause"), NotSdPrinting()) == [K.PAUSED]
-    assert kinds(follower, HostAction("resume"), SdProgress(60, 100)) == [K.RESUMED, K.PROGRESS]
+    assert kinds(follower, HostAction("pause")) == [], "a request to the host, not a confirmation"
+    assert kinds(follower, HostAction("paused"), NotSdPrinting()) == [K.PAUSED]
+    assert kinds(follower, HostAction("resume"), SdProgress(50, 100)) == [], "a request; the byte stands"
+    assert kinds(follower, SdProgress(60, 100)) == [K.RESUMED, K.PROGRESS]
     assert kinds(follower, DonePrinting(), DonePrinting()) == [K.FINISHED]
     assert follower.state is PrintState.IDLE
 
 
-def test_follower_events_carry_file_and_progress() -> None:
-    follower = PrintFollower()
+def test_events_carry_the_state_after_them_and_end_events_name_the_print() -> None:
+    follower = connected()
     follower.apply(FileOpened("a.gcode", 200))
     started, progress = follower.apply(SdProgress(50, 200))
-    assert started.file == "a.gcode"
-    assert progress.progress == 25.0
+    assert (started.state, started.file, started.found) == (PrintState.PRINTING, "a.gcode", False)
+    assert (progress.progress, progress.sd_position, progress.sd_size) == (25.0, 50, 200)
+    (finished,) = follower.apply(DonePrinting())
+    assert (finished.state, finished.file, finished.progress) == (PrintState.IDLE, "a.gcode", 25.0)
 
 
-def test_not_sd_printing_is_resolved_by_the_open_file() -> None:
-    follower = PrintFollower()
-    kinds(follower, SdProgress(10, 100))
+def test_marlin_2_1_1_not_sd_printing_is_resolved_by_the_open_file() -> None:
+    follower = connected()
+    kinds(follower, FileOpened("a.gcode", 100), SdProgress(10, 100))
     assert kinds(follower, NotSdPrinting()) == []
-    assert follower.needs_file_check
+    assert follower.queries() == ["M27 C", "M31"]
     assert kinds(follower, CurrentFile("a.gcode")) == [K.PAUSED]
     assert kinds(follower, SdProgress(10, 100)) == []  # frozen position: still paused
     assert kinds(follower, SdProgress(11, 100)) == [K.RESUMED, K.PROGRESS]
@@ -247,40 +279,54 @@ def test_not_sd_printing_is_resolved_by_the_open_file() -> None:
     assert kinds(follower, CurrentFile(None)) == [K.CANCELLED]
 
 
-def test_resume_forgets_a_pending_file_check() -> None:
-    follower = PrintFollower()
-    kinds(follower, SdProgress(10, 100), HostAction("paused"), NotSdPrinting(), HostAction("resume"))
-    assert not follower.needs_file_check
-    assert kinds(follower, CurrentFile("a.gcode")) == []
+def test_marlin_2_1_2_panel_pause_is_proven_by_the_job_timer_not_by_the_byte() -> None:
+    now = [0.0]
+    follower = connected(clock=lambda: now[0], window_s=0.5)
+    kinds(follower, FileOpened("a.gcode", 100), SdProgress(10, 100))
+    assert kinds(follower, SdProgress(10, 100)) == []  # a slow move, or a pause?
+    assert follower.queries() == ["M31"]
+    assert kinds(follower, JobTime(100)) == []
+    now[0] = 0.9
+    assert kinds(follower, JobTime(100)) == [], "M31 counts seconds: under 1 s proves nothing"
+    now[0] = 1.3
+    assert kinds(follower, JobTime(101)) == [], "the timer runs: printing (a long move)"
+    now[0] = 1.5
+    assert kinds(follower, Busy(), JobTime(101)) == []
+    now[0] = 2.8
+    assert kinds(follower, JobTime(101)) == [K.PAUSED]
+    assert follower.queries() == []
 
 
 def test_prusa_paused_report_and_found_paused_print() -> None:
-    follower = PrintFollower()
+    follower = connected(PRUSA)
     follower.apply(FileOpened("a.gcode", 100))
     assert kinds(follower, SdPaused()) == [K.PRINT_STARTED, K.PAUSED]
 
 
 def test_fatal_error_and_reset_end_the_print() -> None:
-    follower = PrintFollower()
-    kinds(follower, SdProgress(10, 100))
+    follower = connected()
+    kinds(follower, FileOpened("a.gcode", 100), SdProgress(10, 100))
     halted = FatalError("Printer halted. kill() called!")
     assert kinds(follower, halted, halted) == [K.ERROR]
-    assert follower.state is PrintState.IDLE
-    kinds(follower, SdProgress(10, 100))
+    assert follower.state is PrintState.ERROR
+    assert kinds(follower, NotSdPrinting()) == [] and follower.state is PrintState.ERROR
+    assert K.PRINT_STARTED in kinds(follower, SdProgress(10, 100), SdProgress(12, 100))
     assert kinds(follower, PrinterReset()) == [K.ERROR]
     assert kinds(follower, PrinterReset()) == []  # a reset while idle is no news
 
 
 def test_temperature_only_on_change() -> None:
-    follower = PrintFollower()
+    follower = connected()
     reading = Temperatures(20.0, 0.0, 20.0, 0.0)
     assert kinds(follower, reading, reading) == [K.TEMPERATURE]
     assert kinds(follower, Temperatures(25.0, 205.0, 20.0, 60.0)) == [K.TEMPERATURE]
+    assert follower.heating
 
 
 def test_klipper_frozen_position_is_a_pause_once_it_lasts() -> None:
     now = [0.0]
-    follower = PrintFollower(KLIPPER, stall_s=10.0, clock=lambda: now[0])
+    follower = connected(KLIPPER, clock=lambda: now[0], stall_s=10.0)
+    follower.apply(FileOpened("a.gcode", 100))
     assert kinds(follower, SdProgress(10, 100)) == [K.PRINT_STARTED, K.PROGRESS]
     assert kinds(follower, SdProgress(10, 100)) == []
     now[0] = 9.0
@@ -295,36 +341,81 @@ def test_klipper_frozen_position_is_a_pause_once_it_lasts() -> None:
     assert kinds(follower, SdProgress(12, 100)) == [K.RESUMED, K.PROGRESS]
 
 
-def test_klipper_pause_is_confirmed_by_frozen_reports_after_its_ok() -> None:
-    follower = PrintFollower(KLIPPER, clock=lambda: 0.0)
-    kinds(follower, SdProgress(10, 100))
-    follower.expect_pause()
-    assert kinds(follower, SdProgress(14, 100), SdProgress(14, 100)) == [K.PROGRESS]
-    assert kinds(follower, SdProgress(14, 100)) == [K.PAUSED]
-
-
 def test_klipper_not_printing_is_a_stop_marlin_needs_the_file() -> None:
-    klipper = PrintFollower(KLIPPER)
-    kinds(klipper, SdProgress(10, 100))
+    klipper = connected(KLIPPER)
+    kinds(klipper, FileOpened("a.gcode", 100), SdProgress(10, 100))
     assert kinds(klipper, NotSdPrinting()) == [K.CANCELLED]
-    marlin = PrintFollower(MARLIN)
-    kinds(marlin, SdProgress(10, 100))
+    marlin = connected(MARLIN)
+    kinds(marlin, FileOpened("a.gcode", 100), SdProgress(10, 100))
     assert kinds(marlin, NotSdPrinting()) == [] and marlin.needs_file_check
     assert [e.kind for e in marlin.file_check_unanswered()] == [K.UNKNOWN]
-    assert kinds(marlin, CurrentFile(None)) == [K.IDLE]  # unknown resolved: nothing runs
+    (lost,) = marlin.apply(CurrentFile(None))
+    assert (lost.kind, lost.file, lost.state) == (K.LOST, "a.gcode", PrintState.IDLE)
 
 
-def test_first_status_of_a_session_says_what_was_found() -> None:
-    follower = PrintFollower(MARLIN)
+def test_an_idle_printer_at_connect_says_idle_and_nothing_else() -> None:
+    # OctoPrint's virtual printer answers `M27 C` like `M27`: `Not SD printing`, no `Current file`.
+    follower = connected(MARLIN)
+    assert follower.state is PrintState.IDLE
     assert kinds(follower, NotSdPrinting()) == [] and follower.needs_file_check
-    assert kinds(follower, CurrentFile(None)) == [K.IDLE]
-    assert kinds(follower, NotSdPrinting()) == []  # said once
-    prusa = PrintFollower(PRUSA)
-    assert kinds(prusa, NotSdPrinting()) == [K.IDLE]
+    assert kinds(follower, NotSdPrinting()) == []
+    assert follower.file_check_unanswered() == []
+    assert kinds(follower, NotSdPrinting(), CurrentFile(None)) == []
+    assert follower.state is PrintState.IDLE
+    assert kinds(follower, FileOpened("b.gcode", 100), SdProgress(1, 100)) == [K.PRINT_STARTED, K.PROGRESS]
+    prusa = connected(PRUSA)
+    assert kinds(prusa, NotSdPrinting()) == [] and prusa.state is PrintState.IDLE
+
+
+def test_a_print_found_at_connect_is_announced_once_its_byte_moves() -> None:
+    follower = connected(MARLIN)
+    (unknown,) = follower.apply(SdProgress(10, 100))
+    assert unknown.kind is K.UNKNOWN and unknown.state is PrintState.UNKNOWN
+    assert kinds(follower, SdProgress(10, 100)) == []  # paused, or busy: not yet said
+    started, _ = follower.apply(SdProgress(20, 100))
+    assert (started.kind, started.found, started.sd_position, started.sd_size) == (
+        K.PRINT_STARTED,
+        True,
+        20,
+        100,
+    )
+    found = connected(MARLIN)
+    kinds(found, SdProgress(10, 100))
+    assert kinds(found, NotSdPrinting(), CurrentFile(None)) == [K.IDLE], "never seen running: no end event"
+
+
+def test_a_print_held_over_a_disconnect_goes_on_or_is_lost() -> None:
+    follower = connected(MARLIN)
+    kinds(follower, FileOpened("a.gcode", 100), SdProgress(10, 100))
+    (gone,) = follower.disconnected("unplugged")
+    assert (gone.state, gone.unseen_print, gone.file) == (PrintState.OFFLINE, True, "a.gcode")
+    (back,) = follower.connected("fw", MARLIN)
+    assert back.state is PrintState.UNKNOWN and not back.unseen_print
+    assert kinds(follower, SdProgress(30, 100)) == [K.CONTINUED, K.PROGRESS]
+    assert follower.state is PrintState.PRINTING
+    follower.disconnected("unplugged")
+    follower.connected("fw", MARLIN)
+    assert kinds(follower, NotSdPrinting()) == [] and follower.needs_file_check
+    assert kinds(follower, CurrentFile(None)) == [K.LOST]
+
+
+def test_silence_makes_the_state_unknown_and_the_print_goes_on_when_it_answers() -> None:
+    follower = connected(MARLIN)
+    kinds(follower, FileOpened("a.gcode", 100), SdProgress(10, 100))
+    (silent,) = follower.silent("nothing for 12 s")
+    assert (silent.kind, silent.state, silent.unseen_print) == (K.SILENT, PrintState.UNKNOWN, True)
+    assert follower.silent("again") == []
+    assert [e.kind for e in follower.heard()] == [K.RESPONDING]
+    assert kinds(follower, SdProgress(40, 100)) == [K.CONTINUED, K.PROGRESS]
+    paused = connected(MARLIN)
+    kinds(paused, FileOpened("a.gcode", 100), SdProgress(10, 100), HostAction("paused"))
+    paused.silent("nothing")
+    paused.heard()
+    assert kinds(paused, SdProgress(10, 100)) == [K.CONTINUED] and paused.state is PrintState.PAUSED
 
 
 def test_percent_done_wins_over_bytes_and_short_prints_are_seen() -> None:
-    follower = PrintFollower(PRUSA)
+    follower = connected(PRUSA)
     follower.apply(FileOpened("a.gcode", 100))
     assert kinds(follower, DonePrinting()) == [K.PRINT_STARTED, K.FINISHED]
     assert kinds(follower, DonePrinting()) == []  # no file opened since: no phantom print
@@ -333,9 +424,61 @@ def test_percent_done_wins_over_bytes_and_short_prints_are_seen() -> None:
 
 
 def test_one_fault_is_one_error() -> None:
-    follower = PrintFollower()
-    kinds(follower, SdProgress(10, 100))
+    follower = connected()
+    kinds(follower, FileOpened("a.gcode", 100), SdProgress(10, 100))
     runaway = FatalError("Thermal Runaway, system stopped!")
     assert kinds(follower, runaway, FatalError("Printer halted. kill() called!")) == [K.ERROR]
     kinds(follower, PrinterReset())
     assert kinds(follower, runaway) == [K.ERROR]
+
+
+# --- evidence of a pause ---------------------------------------------------------------------
+
+
+def evidence(dialect: Dialect, now: list[float], **kw: bool) -> PauseEvidence:
+    return PauseEvidence(dialect.pause_evidence, 2.0, lambda: now[0], **kw)
+
+
+def test_a_frozen_byte_proves_a_pause_only_after_the_drain_over_the_window() -> None:
+    now = [0.0]
+    seen = evidence(MARLIN, now)
+    assert seen.note(SdProgress(10, 100)) is None
+    now[0] = 5.0
+    assert seen.note(SdProgress(10, 100)) is None, "before M400 the planner may just be full"
+    assert seen.drained() is None
+    assert seen.note(SdProgress(10, 100)) is None
+    now[0] = 6.0
+    assert seen.note(SdProgress(10, 100)) is None, "within the window"
+    seen.note(Busy())  # executing something: a stall, not a pause
+    now[0] = 7.5
+    assert seen.note(SdProgress(10, 100)) is None
+    seen.note(Temperatures(180.0, 205.0))  # heating: an M109 after the drain
+    now[0] = 10.0
+    assert seen.note(SdProgress(10, 100)) is None
+    seen.note(Temperatures(205.0, 205.0))
+    assert seen.note(SdProgress(10, 100)) is None
+    now[0] = 12.0
+    assert seen.note(SdProgress(10, 100)) == "SD byte 10 unchanged over 2.0 s"
+
+
+def test_host_actions_and_busy_lines_as_evidence() -> None:
+    now = [0.0]
+    requested = evidence(MARLIN, now)
+    assert requested.note(HostAction("pause")) is None and requested.drained() is None
+    paused = evidence(MARLIN, now)
+    assert paused.note(HostAction("paused")) is None, "printed before the head stops"
+    assert paused.drained() == "//action:paused after the queue drained"
+    parked = evidence(MARLIN, now)
+    assert parked.note(PausedForUser()) == "echo:busy: paused for user"
+    prusa = evidence(PRUSA, now, drained=True)
+    assert prusa.note(SdProgress(10, 100)) is None
+    now[0] = 9.0
+    assert prusa.note(SdProgress(10, 100)) is None, "Prusa says paused in words; a byte is not its proof"
+    assert prusa.note(SdPaused()) == "M27 says SD print paused"
+    legacy = evidence(MARLIN, now, drained=True)
+    assert legacy.note(CurrentFile("a.gcode")) is None
+    assert legacy.note(NotSdPrinting()) is None and legacy.note(CurrentFile("a.gcode")) is not None
+    klipper = evidence(KLIPPER, now, drained=True)
+    klipper.note(JobTime(5))
+    now[0] = 20.0
+    assert klipper.note(JobTime(5)) is None, "Klipper has no M31"

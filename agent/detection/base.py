@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from agent.detection.context import PrintKey
 from agent.detection.usage import UsageMeter
 from agent.detection.verdict import Verdict
 
@@ -11,9 +12,12 @@ from agent.detection.verdict import Verdict
 class Detector(Protocol):
     usage: UsageMeter  # this month's calls, for the published state
 
-    async def open_context(self, print_file: str | None) -> float:
+    async def open_context(self, print_key: PrintKey) -> float:
         """A print began or was found running: continue its kept context or create one. Returns the
         seconds the first Process call must still wait. Raises DetectionError."""
+
+    def note_position(self, sd_position: int | None) -> None:
+        """The print read on to this SD position (what tells it from another after a restart)."""
 
     async def process(self, jpeg: bytes) -> Verdict:
         """Inspect one frame in the current context. Raises DetectionError."""

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from agent import __version__
-from agent.detection.context import GadgetContext
+from agent.detection.context import GadgetContext, PrintKey
 from agent.detection.timing import DEFAULT_TIMING, DetectionTiming
 from agent.detection.usage import FREE_USAGE_ERROR, UsageMeter
 from agent.detection.verdict import DetectionError, Verdict
@@ -98,7 +98,7 @@ class GadgetClient:
             transport=transport,
         )
         self._context: GadgetContext | None = None
-        self._print_file: str | None = None
+        self._print = PrintKey()
         # Set by a key error; repeated locally so the service is not hammered.
         self._stopped: DetectionError | None = None
         self._failures = 0  # attempts in a row without an answer we could use
@@ -106,18 +106,29 @@ class GadgetClient:
         # A server answering with megabytes does so on every call: logged when it starts and ends.
         self._oversized = LastingCondition(log, "Gadget answers")
 
-    async def open_context(self, print_file: str | None) -> float:
+    async def open_context(self, print_key: PrintKey) -> float:
         """A print began, or was found running after a restart: continue the context kept for it,
-        else create one. Returns the seconds the first Process call must still wait."""
-        self._print_file = print_file
+        else create one. Returns the seconds the first Process call must still wait: the kept
+        schedule holds even for a new context, so a print wrongly taken for a new one after a
+        restart is at worst in a new context, never asked about early."""
+        self._print = print_key
         now = self._clock()
         kept = GadgetContext.from_record(self._record.load()) if self._record else None
-        if kept is not None and kept.continues(print_file, now, self._timing.context_max_age_s):
+        if kept is not None and kept.continues(print_key, now, self._timing.context_max_age_s):
             self._context, self._stopped, self._failures = kept, None, 0
-            log.info("Gadget context %s continued for %s", self._redact(kept.context_id), print_file)
+            log.info(
+                "Gadget context %s continued for %s", self._redact(kept.context_id), _describe(print_key)
+            )
             return max(0.0, kept.next_call_at - now)
         await self.start_context()
-        return 0.0
+        if kept is None or not 0 <= now - kept.created_at < self._timing.context_max_age_s:
+            return 0.0
+        return max(0.0, kept.next_call_at - now)
+
+    def note_position(self, sd_position: int | None) -> None:
+        """The print read on to `sd_position`; kept with the context at the next Process call."""
+        if self._context is not None and sd_position is not None:
+            self._context.sd_position = sd_position
 
     async def start_context(self) -> None:
         """Create a fresh context: new temporal history, primary URL again, the stop latch cleared."""
@@ -130,8 +141,10 @@ class GadgetClient:
                 context_id=_text(body, "ContextId"),
                 primary_url=_url(body, "ProcessRequestUrl"),
                 fallback_url=_url(body, "FallbackProcessRequestUrl"),
-                file=self._print_file,
+                file=self._print.file,
                 created_at=self._clock(),
+                sd_size=self._print.sd_size,
+                sd_position=self._print.sd_position,
             )
         except ValueError as exc:
             self._failures += 1
@@ -145,7 +158,8 @@ class GadgetClient:
 
     def end_context(self) -> None:
         """The print is over: forget its context, so that the next print gets a new one."""
-        self._context = self._print_file = None
+        self._context = None
+        self._print = PrintKey()
         if self._record:
             self._record.delete()
 
@@ -167,6 +181,10 @@ class GadgetClient:
         log.debug("Gadget Process: %d bytes to the %s URL", len(jpeg), region)
         files = {"attachment": ("snapshot.jpg", jpeg, "image/jpeg")}
         started = self._clock()
+        # Kept before the call goes out: an agent stopped while the answer is on its way (a
+        # restart, a crash) must not ask again sooner than it would have after that answer.
+        context.next_call_at = started + retry_s
+        self._save(context)
         self.usage.count_call()
         try:
             verdict = self._verdict(await self._post(context.process_url, retry_s, files=files))
@@ -322,6 +340,12 @@ class GadgetClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "***") if self._api_key else text
+
+
+def _describe(key: PrintKey) -> str:
+    if key.file is not None:
+        return key.file
+    return "an unnamed print" + (f" of {key.sd_size} bytes" if key.sd_size is not None else "")
 
 
 def _unknown_context(context: GadgetContext, error: DetectionError) -> bool:

@@ -3,11 +3,15 @@
 One command is in flight at a time and every line is numbered and checksummed, because a
 garbled `M25` must be resent, not lost. Print state comes from the firmware's reports (answers to
 polls, auto-reports, host actions), not from the reply to a particular command, so a late `ok`
-or a missed poll never confuses it. Everything runs on the event loop; no thread is started.
+or a missed poll never confuses it; follower.py decides it. Everything runs on the event loop.
 
-A pause is confirmed from those reports, each dialect by its own signal (host action, `M27`, an
-SD position that stops moving), and sent once more before the link gives up and says so. The
-heaters during a pause the agent made are the HeaterPolicy's business (cooldown.py).
+A pause is confirmed by the firmware's own evidence (evidence.py, per dialect): the pause
+command, `M400` (the queue drained), then the dialect's queries until the evidence settles it; it
+is sent once more before the link gives up and says so. Through a pause LayerGuard made, the
+hotend cools after a while (cooldown.py) and the motors stay on (motor_hold.py).
+
+A printer that stops sending anything is probed; without an answer within `silence_s` the
+follower says `unknown` (SILENT) until it answers again.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hardware.printer.base import EventSink, PauseFailed
@@ -27,10 +32,12 @@ from hardware.printer.dialects import (
     choose_dialect,
     parse_firmware_info,
 )
-from hardware.printer.events import PrinterEvent, PrinterEventKind
-from hardware.printer.follower import KLIPPER_STALL_S, PrintFollower, PrintState
+from hardware.printer.events import PrinterEvent, PrinterEventKind, PrintState
+from hardware.printer.evidence import CONFIRM_WINDOW_S, PauseEvidence
+from hardware.printer.follower import KLIPPER_STALL_S, PrintFollower
+from hardware.printer.motor_hold import MotorHold
 from hardware.printer.protocol import HELLO, LineKind, LineNumbers, classify, resend_number
-from hardware.printer.reports import PrinterReset, Report, Temperatures, parse_report
+from hardware.printer.reports import PrinterReset, Report, SdProgress, Temperatures, parse_report
 from hardware.printer.transport import LinkLost, SerialTransport
 from hardware.quiet_log import LastingCondition
 
@@ -45,14 +52,22 @@ RESEND_OK_GRACE_S = 0.2
 FILE_CHECK_EVERY = 5  # Marlin, paused or unknown: ask `M27 C` every this many polls, not every one
 COOL_DOWN_AFTER_S = 300.0
 REHEAT_TIMEOUT_S = 600.0
+# Nothing heard for a third of this: probe with M105 (two tries of a fifth each); no answer: SILENT.
+# With a 2 s poll the printer is reported silent at most ~13 s after its last line.
+SILENCE_S = 15.0
+SD_REPORT_OVERDUE = 2.5  # auto-reported SD status missing this many intervals: ask M27 (quiet bugfix Marlin)
 # A print that leaves the pause any of these ways no longer needs the saved heater targets.
 _PAUSE_OVER = {
     PrinterEventKind.RESUMED,
     PrinterEventKind.FINISHED,
     PrinterEventKind.CANCELLED,
+    PrinterEventKind.LOST,
     PrinterEventKind.ERROR,
     PrinterEventKind.IDLE,
 }
+
+
+_PRINT_OVER = _PAUSE_OVER - {PrinterEventKind.RESUMED, PrinterEventKind.IDLE}
 
 
 class CommandFailed(Exception):
@@ -75,7 +90,8 @@ class _Pending:
     timeout_s: float
     deadline: float
     lines: list[str] = field(default_factory=list)
-    resend: str | None = None  # the framed line to send again once the garbled line's ok is in
+    resend: list[str] | None = None  # the framed lines to send again once the garbled line's ok is in
+    skip_oks: int = 0  # oks of resent earlier lines, before the one of the command in flight
     resend_timer: asyncio.TimerHandle | None = None
     wants_temperatures: bool = False  # the M105 probe: only an `ok T:...` answers it
 
@@ -92,11 +108,13 @@ class SerialPrinter:
         *,
         poll_interval_s: float = 2.0,
         confirm_timeout_s: float = 15.0,
+        confirm_window_s: float = CONFIRM_WINDOW_S,
         reconnect_interval_s: float = 2.0,
         cool_down_after_s: float = COOL_DOWN_AFTER_S,
         cool_down_bed: bool = False,
         reheat_timeout_s: float = REHEAT_TIMEOUT_S,
         stall_s: float = KLIPPER_STALL_S,
+        silence_s: float = SILENCE_S,
     ) -> None:
         if dialect != "auto" and dialect not in DIALECTS:
             raise ValueError(f"unknown printer dialect {dialect!r}")
@@ -106,15 +124,17 @@ class SerialPrinter:
         self._on_event = on_event
         self._poll_interval_s = poll_interval_s
         self._confirm_timeout_s = confirm_timeout_s
+        self._window_s = confirm_window_s
         self._reconnect_interval_s = reconnect_interval_s
+        self._silence_s = silence_s
+        self._poll_timeout_s = min(COMMAND_TIMEOUT_S, silence_s / 5)
         self.firmware = FirmwareInfo()
         self.dialect: Dialect = DIALECTS.get(dialect, MARLIN)  # until M115 says otherwise
         self._transport: SerialTransport | None = None
         self._lines = LineNumbers()
         self._lock = asyncio.Lock()
         self._pending: _Pending | None = None
-        self._stall_s = stall_s
-        self._follower = self._new_follower()
+        self._follower = PrintFollower(self.dialect, stall_s=stall_s, window_s=confirm_window_s)
         self._heaters = HeaterPolicy(
             self.send,
             self._on_cooled,
@@ -122,14 +142,22 @@ class SerialPrinter:
             bed=cool_down_bed,
             reheat_timeout_s=reheat_timeout_s,
         )
+        self._motors = MotorHold(self.send)
         self._polls = 0
         self._waiters: list[tuple[PrintState, asyncio.Future[None]]] = []
+        # Our pause in question: the evidence, and the future its proof goes to.
+        self._evidence: tuple[PauseEvidence, asyncio.Future[str]] | None = None
+        # A parked M25 waits for the user at the printer's display and holds the line meanwhile.
+        self._held_line: asyncio.Future[list[str]] | None = None
         self._connected: bool | None = None  # None until the first attempt
         self._unavailable = LastingCondition(log, f"printer on {port}")  # retried for as long as it lasts
         self._resync = False
         self._restarted = False
         self._auto_sd = False
         self._auto_temp = False
+        self._last_heard = 0.0
+        self._silent_since: float | None = None
+        self._last_sd_report = 0.0
         self._wake = asyncio.Event()
 
     @property
@@ -153,24 +181,32 @@ class SerialPrinter:
             await asyncio.sleep(self._reconnect_interval_s)
 
     async def pause(self) -> None:
-        """Pause with the dialect's command, confirmed by the printer's reports, sent twice at most.
+        """Pause with the dialect's command, confirmed by the printer's evidence, sent twice at most.
 
-        A pause of a dialect that leaves the hotend hot arms the cooldown (cooldown.py).
+        A pause that leaves the line free gets the motor hold, and the cooldown where the hotend
+        stays hot; a parked Marlin that waits for the user holds the line and handles both itself.
         """
         if self._follower.state is PrintState.PAUSED:
             return
         self._check_can("pause", PrintState.PRINTING)
-        await self._change_state_twice(self.dialect.pause, PrintState.PAUSED, "pause")
+        proof = await self._twice(self._pause_once, "pause", PrintState.PAUSED)
+        log.info("pause confirmed: %s", proof)
+        self._emit_all(self._follower.confirm_paused(proof))
+        if self._held_line is not None:
+            log.info("the printer waits for the user at its display; no command can be sent meanwhile")
+            return
         if self.dialect.pause_keeps_hotend_hot:
             self._heaters.arm()
+        await self._motors.hold(self.dialect.hold_motors, self.dialect.release_motors)
 
     async def resume(self) -> None:
-        """Heat back up if the cooldown switched the heaters off, then resume with the dialect's command."""
+        """Heat back up if the cooldown switched the heaters off, resume, confirmed like the pause."""
         if self._follower.state is PrintState.PRINTING:
             return
         self._check_can("resume", PrintState.PAUSED)
         await self._heaters.restore()
-        await self._change_state_twice(self.dialect.resume, PrintState.PRINTING, "resume")
+        await self._twice(self._resume_once, "resume", PrintState.PRINTING)
+        await self._motors.release()
 
     async def send(self, command: str, *, timeout_s: float = COMMAND_TIMEOUT_S) -> list[str]:
         """Send one command and wait for its `ok`; returns the lines received meanwhile, ok last.
@@ -194,9 +230,11 @@ class SerialPrinter:
     async def _probe(self, transport: SerialTransport, timeout_s: float) -> str:
         """After a timeout: is the printer there at all? Renumber if it is not, to be safe."""
         try:
-            await self._exchange(transport, PROBE, min(timeout_s, COMMAND_TIMEOUT_S), wants_temperatures=True)
+            probe_s = min(timeout_s, COMMAND_TIMEOUT_S, self._silence_s / 5)
+            await self._exchange(transport, PROBE, probe_s, wants_temperatures=True)
         except CommandTimedOut:
             self._resync = True
+            self._went_silent()
             return f"{PROBE} got no answer either: the printer is not responding"
         return f"the printer answers {PROBE}, so that ok was lost"
 
@@ -205,8 +243,8 @@ class SerialPrinter:
     async def _session(self) -> None:
         transport = SerialTransport.open(self._port, self._baudrate, self._on_line)
         self._transport = transport
-        self._follower = self._new_follower()
         self._resync = False
+        self._last_heard = self._last_sd_report = asyncio.get_running_loop().time()
         log.info("opened %s at %d baud", self._port, self._baudrate)
         try:
             await self._handshake(transport)
@@ -222,15 +260,12 @@ class SerialPrinter:
         reply = await self._try_send("M115") or []  # no answer: talk Marlin rather than reopen
         self.firmware = parse_firmware_info(reply)
         self.dialect = choose_dialect(self._dialect_setting, self.firmware.name)
-        self._follower.dialect = self.dialect
         self._connected = True
         self._unavailable.recovered()
         log.info(
             "connected to %s on %s (dialect %s)", self.firmware.name or "?", self._port, self.dialect.name
         )
-        self._emit(
-            PrinterEvent(PrinterEventKind.CONNECTED, firmware=self.firmware.name, dialect=self.dialect.name)
-        )
+        self._emit_all(self._follower.connected(self.firmware.name, self.dialect))
         await self._enable_auto_reports()
         await self._try_send("M27 C")  # names the open file before the first progress report
 
@@ -264,12 +299,37 @@ class SerialPrinter:
         if self._connected is False:
             return
         self._connected = False
-        self._follower = self._new_follower()
+        self._silent_since = None
         self._heaters.cancel()  # the saved targets stay: the same paused print may come back
-        self._emit(PrinterEvent(PrinterEventKind.DISCONNECTED, message=reason))
+        self._emit_all(self._follower.disconnected(reason))
 
-    def _new_follower(self) -> PrintFollower:
-        return PrintFollower(self.dialect, stall_s=self._stall_s)
+    def _went_silent(self) -> None:
+        """A probe got no answer. Silent only if nothing else came for a while either: a printer
+        that still sends auto-reports merely lost an `ok`."""
+        loop_time = asyncio.get_running_loop().time()
+        if self._silent_since is not None or loop_time - self._last_heard < self._silence_s / 3:
+            return
+        self._silent_since = self._last_heard
+        quiet = loop_time - self._last_heard
+        log.warning(
+            "printer on %s has sent nothing for %.0f s and does not answer %s; print state unknown "
+            "until it does (an SD print goes on without us)",
+            self._port,
+            quiet,
+            PROBE,
+        )
+        self._emit_all(self._follower.silent(f"the printer has sent nothing for {quiet:.0f} s"))
+
+    def _heard(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self._last_heard = now
+        if self._silent_since is None:
+            return
+        log.warning(
+            "printer on %s answers again after %.0f s of silence", self._port, now - self._silent_since
+        )
+        self._silent_since = None
+        self._emit_all(self._follower.heard())
 
     # --- following the print ------------------------------------------------------------------
 
@@ -277,23 +337,22 @@ class SerialPrinter:
         if self._restarted:  # a rebooted board forgot the auto-report intervals
             self._restarted = False
             await self._enable_auto_reports()
-        if not self._auto_sd:
+        now = asyncio.get_running_loop().time()
+        quiet = now - self._last_heard > self._silence_s / 3
+        overdue = now - self._last_sd_report > SD_REPORT_OVERDUE * max(self._poll_interval_s, 1.0)
+        if not self._auto_sd or (overdue and self._follower.in_print):  # bugfix Marlin: silent when frozen
             await self._try_send("M27")
-        if not self._auto_temp:
+        if not self._auto_temp or quiet:
             await self._try_send("M105")
         self._polls += 1
-        if self._follower.needs_file_check:
-            await self._check_file()
-        elif self._follower.state in (PrintState.PAUSED, PrintState.UNKNOWN) and (
+        for query in self._follower.queries():
+            await self._try_send(query)
+            if query == "M27 C" and self._follower.needs_file_check:  # firmware without `M27 C`
+                self._emit_all(self._follower.file_check_unanswered())
+        if self._follower.state in (PrintState.PAUSED, PrintState.UNKNOWN) and (
             self.dialect.not_printing_may_be_paused and self._polls % FILE_CHECK_EVERY == 0
         ):
             await self._try_send("M27 C")  # still open? a panel stop says nothing else on Marlin
-
-    async def _check_file(self) -> None:
-        """After `Not SD printing` mid-print: an open file means paused, none means stopped."""
-        await self._try_send("M27 C")
-        if self._follower.needs_file_check:  # firmware without `M27 C`
-            self._emit_all(self._follower.file_check_unanswered())
 
     async def _sleep(self, transport: SerialTransport, delay: float) -> None:
         """Wait `delay`, less if an auto-report needs an answer; raise LinkLost if the port goes away."""
@@ -309,56 +368,124 @@ class SerialPrinter:
     async def _try_send(self, command: str) -> list[str] | None:
         """Send, logging a failure instead of raising it: the next poll asks again."""
         try:
-            return await self.send(command)
+            return await self.send(command, timeout_s=self._poll_timeout_s)
         except CommandFailed as exc:
-            log.warning("%s failed: %s", command, exc)
+            # While silent, the SILENT warning said it; the next line heard ends it.
+            log.log(
+                logging.DEBUG if self._silent_since is not None else logging.WARNING,
+                "%s failed: %s",
+                command,
+                exc,
+            )
             return None
 
     def _check_can(self, what: str, needed: PrintState) -> None:
         """Fail at once, not after a timeout, when there is nothing to pause or resume."""
         if not self._connected:
             raise PauseFailed(f"cannot {what}: the printer on {self._port} is not connected")
+        if self._silent_since is not None:
+            raise PauseFailed(
+                f"cannot {what}: the printer on {self._port} is not answering, so {what} could not be sent"
+            )
+        if self._held_line is not None and not self._held_line.done():
+            raise PauseFailed(
+                f"cannot {what}: the printer waits for the user at its display (its M25 is still "
+                "unanswered); continue there"
+            )
         if self._follower.state is not needed:
             raise PauseFailed(f"cannot {what}: the printer reports {self._follower.state.value}")
 
-    async def _change_state_twice(self, command: str, target: PrintState, what: str) -> None:
+    async def _twice(self, attempt: Callable[[], Awaitable[str]], what: str, target: PrintState) -> str:
         """Send once more if unconfirmed, while the print is still where it was."""
         before = self._follower.state
         try:
-            await self._change_state(command, target, what)
+            return await attempt()
         except PauseFailed as exc:
-            if self._follower.state is target:  # confirmed just after the deadline
-                return
+            if self._follower.state is target:  # the printer said so itself meanwhile
+                return f"the printer reports {target.value}"
             if not self._connected or self._follower.state is not before:
                 raise
-            log.warning("%s not confirmed (%s); sending %s once more", what, exc, command)
+            log.warning("%s not confirmed (%s); sending it once more", what, exc)
             try:
-                await self._change_state(command, target, what)
+                return await attempt()
             except PauseFailed as again:
                 raise PauseFailed(f"{again} (second attempt; the first: {exc})") from again
 
-    async def _change_state(self, command: str, target: PrintState, what: str) -> None:
-        if self._follower.state is target:
-            return
-        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = (target, confirmed)
-        self._waiters.append(waiter)
-        log.info("sending %s (%s) to the printer", command, what)
+    async def _pause_once(self) -> str:
+        """The pause command, `M400`, then the dialect's queries until its evidence proves the pause."""
+        loop = asyncio.get_running_loop()
+        command = self.dialect.pause
+        evidence = PauseEvidence(
+            self.dialect.pause_evidence, self._window_s, loop.time, heating=self._follower.heating
+        )
+        proven: asyncio.Future[str] = loop.create_future()
+        self._evidence = (evidence, proven)
+        self._held_line = None
+        log.info("sending %s (pause) to the printer", command)
+        sent = self._send_on_its_own(command, self._confirm_timeout_s)
         try:
             async with asyncio.timeout(self._confirm_timeout_s):
-                await self.send(command, timeout_s=self._confirm_timeout_s)
-                if target is PrintState.PAUSED:
-                    self._follower.expect_pause()
+                await asyncio.wait({sent, proven}, return_when=asyncio.FIRST_COMPLETED)
+                if proven.done():
+                    return proven.result()
+                await asyncio.shield(sent)
+                await self._drain()
+                if proof := evidence.drained():
+                    return proof
+                while not proven.done():
+                    file_check = ("M27 C",) if evidence.not_printing else ()
+                    for query in self.dialect.pause_queries + file_check:
+                        with contextlib.suppress(CommandFailed):  # no evidence this round, that is all
+                            await asyncio.shield(self._send_on_its_own(query, self._poll_timeout_s))
+                        if proven.done():
+                            break
+                    else:
+                        await asyncio.wait({proven}, timeout=self._window_s / 2)
+                return proven.result()
+        except (TimeoutError, CommandFailed, LinkLost) as exc:
+            raise self._unconfirmed("pause", command, exc, "no evidence of a pause") from exc
+        finally:
+            self._evidence = None
+            if not sent.done():  # a parked M25: its ok comes when the user continues at the display
+                self._held_line = sent
+
+    async def _drain(self) -> None:
+        """`M400`: answered once the queued moves ran. Sent again if its line was lost on the wire
+        (a second M400 only waits once more); busy lines keep a slow one alive."""
+        timeout_s = self._poll_timeout_s if self.dialect.busy_lines else self._confirm_timeout_s
+        try:
+            await asyncio.shield(self._send_on_its_own("M400", timeout_s))
+        except CommandFailed as exc:
+            log.info("M400 unanswered (%s); sending it again", exc)
+            await asyncio.shield(self._send_on_its_own("M400", timeout_s))
+
+    def _send_on_its_own(self, command: str, timeout_s: float) -> asyncio.Future[list[str]]:
+        """A send that runs to its own end (its ok, or its own timeout) even if the caller stops
+        waiting: cancelling it would leave its late `ok` to be taken for the next command's."""
+        task = asyncio.ensure_future(self.send(command, timeout_s=timeout_s))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    async def _resume_once(self) -> str:
+        """The resume command; confirmed when the follower sees the print run again."""
+        command = self.dialect.resume
+        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiter = (PrintState.PRINTING, confirmed)
+        self._waiters.append(waiter)
+        log.info("sending %s (resume) to the printer", command)
+        try:
+            async with asyncio.timeout(self._confirm_timeout_s):
+                await asyncio.shield(self._send_on_its_own(command, self._confirm_timeout_s))
                 await confirmed
         except (TimeoutError, CommandFailed, LinkLost) as exc:
-            detail = str(exc) or "no confirmation"
-            raise PauseFailed(
-                f"{what}: sent {command}, the printer did not confirm within {self._confirm_timeout_s:g} s "
-                f"({detail})"
-            ) from exc
+            raise self._unconfirmed("resume", command, exc, "the print did not move again") from exc
         finally:
             self._waiters.remove(waiter)
-        log.debug("printer confirmed the %s", what)
+        return "the print runs again"
+
+    def _unconfirmed(self, what: str, command: str, exc: Exception, silence: str) -> PauseFailed:
+        within = f"the printer did not confirm within {self._confirm_timeout_s:g} s"
+        return PauseFailed(f"{what}: sent {command}, {within} ({str(exc) or silence})")
 
     # --- lines in -----------------------------------------------------------------------------
 
@@ -394,6 +521,7 @@ class SerialPrinter:
 
     def _on_line(self, line: str) -> None:
         """Every line: first the fact it reports, then what it means for the command in flight."""
+        self._heard()
         if (report := parse_report(line)) is not None:
             self._on_report(report)
         kind = classify(line)
@@ -417,35 +545,40 @@ class SerialPrinter:
         if pending.resend is not None:  # the ok that belongs to the garbled line, not to its resend
             self._write_resend(pending)
             return
+        if pending.skip_oks:  # an earlier line, resent before the one in flight
+            pending.skip_oks -= 1
+            return
         if pending.wants_temperatures and not isinstance(parse_report(line), Temperatures):
             return  # a late ok of the command that timed out, not the probe's
         pending.lines.append(line)
         pending.reply.set_result(pending.lines)
 
     def _on_resend(self, pending: _Pending, number: int | None) -> None:
-        line = None if number is None else self._lines.resend(number)
-        if line is None or self._transport is None:
+        lines = None if number is None else self._lines.resend(number)
+        if lines is None or self._transport is None:
             self._resync = True
             pending.reply.set_exception(CommandFailed(f"printer asked for line {number}; renumbering"))
             return
         loop = asyncio.get_running_loop()
         if pending.resend_timer is not None:
             pending.resend_timer.cancel()
-        pending.resend = line
+        pending.resend = lines
         pending.deadline = loop.time() + pending.timeout_s
         pending.resend_timer = loop.call_later(RESEND_OK_GRACE_S, self._write_resend, pending)
 
     def _write_resend(self, pending: _Pending) -> None:
         """Send the garbled line again: its ok came, or it is not coming from this firmware."""
-        line, pending.resend = pending.resend, None
+        lines, pending.resend = pending.resend, None
         if pending.resend_timer is not None:
             pending.resend_timer.cancel()
             pending.resend_timer = None
-        if line is None or pending is not self._pending or self._transport is None:
+        if lines is None or pending is not self._pending or self._transport is None:
             return
-        log.info("resending %s", line)
+        log.info("resending %s", ", ".join(lines))
+        pending.skip_oks = len(lines) - 1
         with contextlib.suppress(LinkLost):  # _await_ok sees the lost port
-            self._transport.write_line(line)
+            for line in lines:
+                self._transport.write_line(line)
 
     def _on_report(self, report: Report) -> None:
         if isinstance(report, PrinterReset):
@@ -455,8 +588,14 @@ class SerialPrinter:
                 self._pending.reply.set_exception(CommandFailed("the printer restarted"))
         if isinstance(report, Temperatures):  # every reading, not only changes: a reheat waits on them
             self._heaters.on_temperatures(report.as_dict())
+        if isinstance(report, SdProgress):
+            self._last_sd_report = asyncio.get_running_loop().time()
+        if self._evidence is not None:
+            evidence, proven = self._evidence
+            if (proof := evidence.note(report)) and not proven.done():
+                proven.set_result(proof)
         self._emit_all(self._follower.apply(report))
-        if self._follower.needs_file_check or self._restarted:
+        if self._follower.queries() or self._restarted:  # a question to ask: do not wait a poll
             self._wake.set()
 
     # --- events out ---------------------------------------------------------------------------
@@ -465,6 +604,13 @@ class SerialPrinter:
         for event in events:
             if event.kind in _PAUSE_OVER:
                 self._heaters.forget()
+                self._motors.release_soon()
+            if event.kind in _PRINT_OVER:  # a resume under way will not see the print run again
+                for _, confirmed in self._waiters:
+                    if not confirmed.done():
+                        confirmed.set_exception(
+                            PauseFailed(f"the printer ended the print ({event.kind.value})")
+                        )
             self._emit(event)
         for target, confirmed in self._waiters:
             if self._follower.state is target and not confirmed.done():
@@ -473,9 +619,8 @@ class SerialPrinter:
     def _on_cooled(self, saved: dict[str, float]) -> None:
         heaters = ", ".join(f"{heater} (was {target:g} °C)" for heater, target in saved.items())
         self._emit(
-            PrinterEvent(
+            self._follower.event(
                 PrinterEventKind.HEATERS_OFF,
-                file=self._follower.file,
                 message=f"switched off during the pause: {heaters}; resuming heats them again",
                 temperatures=saved,
             )

@@ -7,9 +7,13 @@ garbled on the wire, so the host frames each line and remembers the one in fligh
 from __future__ import annotations
 
 import re
+from collections import deque
 from enum import Enum
 
 HELLO = "M110 N0"  # resets the firmware's line counter to 0; the next numbered line is N1
+# Lines kept for a `Resend:` of an earlier line (one swallowed on the wire): as many as Marlin
+# buffers (BUFSIZE 4); asked for anything older, the firmware lost track and is renumbered.
+RESEND_HISTORY = 4
 
 _RESEND = re.compile(r"^(?:Resend|rs)[:\s]\s*N?(\d+)", re.IGNORECASE)
 # Errors about the line itself: the firmware follows them with `Resend:`, they are not faults.
@@ -40,33 +44,35 @@ def frame(number: int, command: str) -> str:
 
 
 class LineNumbers:
-    """Numbers outgoing lines and remembers the one in flight, the only line a Resend may ask for.
+    """Numbers outgoing lines and remembers the last few, which a Resend may ask for again.
 
-    With one command in flight, a Resend for any other number means the firmware lost track
-    (it restarted, or a line was swallowed), and the cure is a fresh `M110 N0`, not a replay.
+    A Resend for the line in flight is a garbled line; for a recent earlier one, a line swallowed
+    on the wire (the firmware then wants it and every line after it, in order). Anything else means
+    the firmware lost track (it restarted) and the cure is a fresh `M110 N0`, not a replay.
     """
 
     def __init__(self) -> None:
         self._next = 0
-        self._last: tuple[int, str] | None = None
+        self._sent: deque[tuple[int, str]] = deque(maxlen=RESEND_HISTORY)
 
     def reset(self) -> None:
         """Number the next line 0: it must be the `M110 N0` that resets the firmware too."""
         self._next = 0
-        self._last = None
+        self._sent.clear()
 
     def frame(self, command: str) -> str:
         number = self._next
         line = frame(number, command)
-        self._last = (number, line)
+        self._sent.append((number, line))
         self._next = number + 1
         return line
 
-    def resend(self, number: int) -> str | None:
-        """The framed line the firmware asks for again, or None if it is not the one in flight."""
-        if self._last is not None and self._last[0] == number:
-            return self._last[1]
-        return None
+    def resend(self, number: int) -> list[str] | None:
+        """The framed lines from `number` on that the firmware asks for again, or None if gone."""
+        numbers = [n for n, _ in self._sent]
+        if number not in numbers:
+            return None
+        return [line for _, line in list(self._sent)[numbers.index(number) :]]
 
 
 def classify(line: str) -> LineKind:

@@ -47,6 +47,26 @@ class SdPaused:
 
 
 @dataclass(frozen=True, slots=True)
+class PausedForUser:
+    """`echo:busy: paused for user` (or `for input`): the firmware waits for the user, the print
+    stands still (a parked `M25` with a display, `M600`, a runout, `M0`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Busy:
+    """`echo:busy: processing`: the firmware is executing something (heating, a move, homing),
+    so a byte that stands still meanwhile is no pause."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobTime:
+    """`M31` → `echo:Print time: 1h 2m 3s`: Marlin's job timer, which `M25` stops and nothing
+    else does; seconds resolution."""
+
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class DonePrinting:
     pass
 
@@ -66,12 +86,24 @@ class FatalError:
     message: str
 
 
+HEATING_MARGIN_C = 3.0  # a target this far above the reading means the printer is heating
+
+
 @dataclass(frozen=True, slots=True)
 class Temperatures:
     hotend: float
     hotend_target: float
     bed: float | None = None
     bed_target: float | None = None
+
+    @property
+    def heating(self) -> bool:
+        """Still heating (an M109/M190): the print stands still on purpose, and is not inspected."""
+        pairs = ((self.hotend, self.hotend_target), (self.bed, self.bed_target))
+        return any(
+            target is not None and actual is not None and target > 0 and actual < target - HEATING_MARGIN_C
+            for actual, target in pairs
+        )
 
     def as_dict(self) -> dict[str, float]:
         values = {"hotend": self.hotend, "hotend_target": self.hotend_target}
@@ -87,6 +119,9 @@ Report = (
     | PercentDone
     | NotSdPrinting
     | SdPaused
+    | PausedForUser
+    | Busy
+    | JobTime
     | DonePrinting
     | HostAction
     | PrinterReset
@@ -103,6 +138,10 @@ _HOST_ACTION = re.compile(r"^//\s*action:\s*(\w+)", re.IGNORECASE)
 _TEMPERATURE = re.compile(r"(?<![\w@])(T\d?|B):\s*(-?\d+(?:\.\d+)?)\s*/\s*(-?\d+(?:\.\d+)?)")
 _FATAL = re.compile(r"kill\(\) called|halted|thermal runaway|maxtemp|mintemp|heating failed|stopped", re.I)
 _NO_FILE = ("", "(no file)", "no file", "none")
+_BUSY = re.compile(r"^echo:\s*busy:\s*(.*)$", re.IGNORECASE)
+_PRINT_TIME = re.compile(
+    r"^echo:\s*Print time:\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$", re.IGNORECASE
+)
 
 
 def parse_report(line: str) -> Report | None:
@@ -142,6 +181,15 @@ def _sd_status(text: str) -> Report | None:
     return None
 
 
+def _busy(text: str) -> Report | None:
+    if match := _BUSY.match(text):
+        return PausedForUser() if match.group(1).lower().startswith("paused for") else Busy()
+    if match := _PRINT_TIME.match(text):
+        days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        return JobTime(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+    return None
+
+
 def _host_action(text: str) -> Report | None:
     match = _HOST_ACTION.match(text)
     return HostAction(match.group(1).lower()) if match else None
@@ -172,4 +220,4 @@ def _temperatures(text: str) -> Report | None:
     return Temperatures(hotend[0], hotend[1], bed[0] if bed else None, bed[1] if bed else None)
 
 
-_PARSERS = (_file_opened, _current_file, _sd_status, _host_action, _reset, _fatal, _temperatures)
+_PARSERS = (_file_opened, _current_file, _sd_status, _busy, _host_action, _reset, _fatal, _temperatures)
