@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,8 +79,11 @@ class Recorder:
         self.attempt.set()
 
     async def wait_attempts(self, count: int, within: float = 10.0) -> None:
+        await self.wait_until(lambda: self.attempts >= count, within)
+
+    async def wait_until(self, done: Callable[[], bool], within: float = 10.0) -> None:
         async with asyncio.timeout(within):
-            while self.attempts < count:
+            while not done():
                 self.attempt.clear()
                 await self.attempt.wait()
 
@@ -217,8 +220,10 @@ async def test_a_frame_that_does_not_decode_costs_no_process_call(
         recorder = Recorder()
         client = GadgetClient(service.base_url, KEY, timing=TIMING)
         async with session_of(FittedCamera(source), client, recorder, camera_retry_s=0.05):
-            await recorder.wait_attempts(3)
-            assert all(isinstance(error, CameraError) for error, _ in recorder.failures)
+            # Counted by camera errors: on a loaded machine the context's creation may also time out
+            # (a DetectionError, and free), which says nothing about the frames.
+            camera_errors = lambda: sum(isinstance(e, CameraError) for e, _ in recorder.failures)  # noqa: E731
+            await recorder.wait_until(lambda: camera_errors() >= 3)
             assert process_calls(service) == []
             if where == "http":  # the streamer recovers: inspections go on
                 streamer.fault = None
