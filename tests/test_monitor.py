@@ -67,6 +67,10 @@ class Recorder:
     def attempts(self) -> int:
         return len(self.verdicts) + len(self.failures)
 
+    @property
+    def camera_errors(self) -> int:
+        return sum(isinstance(error, CameraError) for error, _ in self.failures)
+
     async def on_verdict(self, verdict: Verdict, jpeg: bytes, next_at: float) -> None:
         self.verdicts.append(verdict)
         self.after_attempt()
@@ -222,8 +226,7 @@ async def test_a_frame_that_does_not_decode_costs_no_process_call(
         async with session_of(FittedCamera(source), client, recorder, camera_retry_s=0.05):
             # Counted by camera errors: on a loaded machine the context's creation may also time out
             # (a DetectionError, and free), which says nothing about the frames.
-            camera_errors = lambda: sum(isinstance(e, CameraError) for e, _ in recorder.failures)  # noqa: E731
-            await recorder.wait_until(lambda: camera_errors() >= 3)
+            await recorder.wait_until(lambda: recorder.camera_errors >= 3)
             assert process_calls(service) == []
             if where == "http":  # the streamer recovers: inspections go on
                 streamer.fault = None
