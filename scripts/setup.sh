@@ -3,8 +3,13 @@
 # and a virtual environment with LayerGuard and its test tools. With --for-tests, also the
 # programs the deployment checks run: systemd-analyze, cloud-init (its schema), netplan
 # (network-config) and debootstrap (install.sh in a throw-away Debian root).
+#
+#   LAYERGUARD_PYTHON  the interpreter for a new environment (default python3)
+#   LAYERGUARD_VENV    the environment's folder (default .venv; CI also makes .venv313)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PYTHON=${LAYERGUARD_PYTHON:-python3}
+VENV=${LAYERGUARD_VENV:-.venv}
 
 pairs=(mosquitto:mosquitto)
 if [ "${1:-}" = "--for-tests" ]; then
@@ -27,8 +32,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv" >&2
-  python3 -m venv .venv
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $("$PYTHON" --version)" >&2
+  "$PYTHON" -m venv "$VENV"
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]'
