@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 SUITE=${LAYERGUARD_BOOT_SUITE:-trixie}
 CACHE=${LAYERGUARD_BOOT_CACHE:-/var/cache/layerguard-boot}
 # Raspberry Pi OS Lite has these; LayerGuard's install.sh must bring the rest itself.
-PACKAGES=systemd-sysv,udev,kmod,dbus,cloud-init,netplan.io,python3,python3-venv,openssh-server,sudo,iproute2,dosfstools,linux-image-arm64
+PACKAGES=systemd-sysv,udev,kmod,dbus,cloud-init,netplan.io,python3,python3-venv,openssh-server,sudo,iproute2,dosfstools,e2fsprogs,tzdata,linux-image-arm64
 HOST_TOOLS=(qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static
   update-binfmts:binfmt-support mmdebstrap:mmdebstrap arch-test:arch-test mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools
   mcopy:mtools ssh:openssh-client socat:socat)

@@ -80,7 +80,7 @@ install_packages() {
     installed "$pkg" || missing+=("$pkg")
   done
   [ ${#missing[@]} -gt 0 ] || return 0
-  if ! apt-get update -qq -o Acquire::Retries=0 -o Acquire::http::Timeout=20; then
+  if ! apt-get update -qq --error-on=any -o Acquire::Retries=0 -o Acquire::http::Timeout=20; then
     # Offline (a first boot without network, with the wheelhouse): only what is missing matters.
     [ "${missing[*]}" = python3-picamera2 ] || die "apt cannot reach its sources and ${missing[*]} are missing"
     say "apt cannot reach its sources: no python3-picamera2 (use an http:// snapshot URL as camera.source)"
@@ -150,6 +150,9 @@ install_config() {
     install -o root -g "$NAME" -m 0640 "$config" "$ETC/layerguard.toml"
     say "installed $config as $ETC/layerguard.toml"
   elif [ -f "$ETC/layerguard.toml" ]; then
+    # Written by someone else (cloud-init's write_files: root:root): the agent must read it.
+    chown root:"$NAME" "$ETC/layerguard.toml"
+    chmod 0640 "$ETC/layerguard.toml"
     say "keeping your $ETC/layerguard.toml"
   else
     install -o root -g "$NAME" -m 0640 "$SRC/config/layerguard.toml" "$ETC/layerguard.toml"

@@ -90,7 +90,7 @@ def test_first_boot_installs_layerguard_and_it_pauses_a_failing_print(
     try:
         with sim_world(
             file="part.gcode",
-            failure_at=0.2,
+            failure_at=0.05,
             print_duration_s=900,
             interval_s=5,
             broker=broker,
