@@ -165,11 +165,14 @@ def check_first_boot(guest: Guest, world: SimWorld, probe: MqttProbe) -> None:
     probe.clear()
     mark = guest.mark()
     guest.ssh("sudo systemctl reboot", check=False)
-    guest.wait_console(r"login:", BOOT_S, since=mark)
+    guest.wait_console(r"Cloud-init v\. \S+ finished", BOOT_S, since=mark)
     probe.wait_for_blocking(f"{PREFIX}/availability", b"online", timeout_s=AGENT_S)
-    probe.wait_for_blocking(
-        f"{PREFIX}/state", lambda p: json.loads(p)["print_state"] == "paused", timeout_s=AGENT_S
+    # The paused print is found again on the printer (a fresh agent cannot tell a paused SD print
+    # from a running one by M27 alone, so it says `unknown` until the printer reports more).
+    state = probe.wait_for_blocking(
+        f"{PREFIX}/state", lambda p: json.loads(p)["file"] == "part.gcode", timeout_s=AGENT_S
     )
+    assert json.loads(state.payload)["monitoring"] is True
     guest.wait_ssh(BOOT_S)
     assert guest.ssh("systemctl is-active layerguard").strip() == "active"
     output = guest.ssh("cat /var/log/cloud-init-output.log")
