@@ -4,12 +4,14 @@
 # /etc/layerguard (an existing one is kept), the udev rule and the unit, enabled and started.
 # Safe to run again: that is also how to upgrade.
 #
-#   sudo scripts/install.sh [--config FILE] [--no-start]
+#   sudo scripts/install.sh [--config FILE] [--wheelhouse DIR] [--no-start]
 #   sudo scripts/install.sh --uninstall [--purge]
 #
-#   --config FILE  install FILE as /etc/layerguard/layerguard.toml (the old one is kept as .bak);
-#                  without it an existing config is left alone and a new install gets the default
-#   --no-start     enable the service but do not (re)start it now
+#   --config FILE     install FILE as /etc/layerguard/layerguard.toml (the old one is kept as .bak);
+#                     without it an existing config is left alone and a new install gets the default
+#   --wheelhouse DIR  install LayerGuard and its dependencies from DIR (scripts/make-wheelhouse.sh),
+#                     without the network; default: wheelhouse/ next to scripts/ when it is there
+#   --no-start        enable the service but do not (re)start it now
 #   --uninstall    remove the service, udev rule and virtual environment; keeps the config,
 #                  secrets, state and the user unless --purge is given too
 set -euo pipefail
@@ -35,6 +37,7 @@ die() {
 }
 
 config=""
+wheelhouse=""
 start=1
 uninstall=0
 purge=0
@@ -45,11 +48,16 @@ while [ $# -gt 0 ]; do
     config=$2
     shift
     ;;
+  --wheelhouse)
+    [ $# -ge 2 ] || die "--wheelhouse needs a folder"
+    wheelhouse=$2
+    shift
+    ;;
   --no-start) start=0 ;;
   --uninstall) uninstall=1 ;;
   --purge) purge=1 ;;
   -h | --help)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *) die "unknown option $1 (see --help)" ;;
@@ -59,6 +67,8 @@ done
 [ "$(id -u)" = 0 ] || die "run as root: sudo $0 $*"
 [ -z "$config" ] || [ -f "$config" ] || die "--config $config: no such file"
 [ "$purge" = 0 ] || [ "$uninstall" = 1 ] || die "--purge goes with --uninstall"
+[ -z "$wheelhouse" ] || [ -d "$wheelhouse" ] || die "--wheelhouse $wheelhouse: no such folder"
+[ -n "$wheelhouse" ] || [ ! -d "$SRC/wheelhouse" ] || wheelhouse=$SRC/wheelhouse
 
 # systemd and udev are running (a booted system), or not (a chroot or an image being built).
 booted() { [ -d /run/systemd/system ]; }
@@ -72,7 +82,19 @@ install_packages() {
     installed "$pkg" || missing+=("$pkg")
   done
   [ ${#missing[@]} -gt 0 ] || return 0
-  apt-get update -qq
+  if ! apt-get update -qq --error-on=any -o Acquire::Retries=0 -o Acquire::http::Timeout=20; then
+    # Offline (a first boot without network, with the wheelhouse): only what is missing matters.
+    # picamera2 can be done without; matplotlib then comes from the wheelhouse (with its numpy).
+    for pkg in "${missing[@]}"; do
+      case $pkg in
+      python3-picamera2) say "apt cannot reach its sources: no python3-picamera2 (use an http:// snapshot URL as camera.source)" ;;
+      python3-matplotlib) [ -n "$wheelhouse" ] || die "apt cannot reach its sources and $pkg is missing"
+        say "apt cannot reach its sources: matplotlib (the print reports) comes from the wheelhouse" ;;
+      *) die "apt cannot reach its sources and $pkg is missing" ;;
+      esac
+    done
+    return 0
+  fi
   for pkg in "${missing[@]}"; do
     if apt-cache show "$pkg" >/dev/null 2>&1; then
       available+=("$pkg")
@@ -102,12 +124,28 @@ create_user() {
 
 install_venv() {
   [ -x "$VENV/bin/python" ] || python3 -m venv --system-site-packages "$VENV"
+  if [ -n "$wheelhouse" ]; then
+    install_from_wheelhouse
+    return
+  fi
   # Build from a copy: pip would leave build/ and *.egg-info in the checkout (or on a FAT boot partition).
   BUILD=$(mktemp -d)
   trap 'rm -rf "$BUILD"' EXIT
   cp -r "$SRC/pyproject.toml" "$SRC/README.md" "$SRC/agent" "$SRC/hardware" "$SRC/sim" "$BUILD/"
   say "installing LayerGuard into $VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir --upgrade "$BUILD"
+  ln -sf "$VENV/bin/layerguard" "$LINK"
+}
+
+install_from_wheelhouse() {
+  local want have
+  have=$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  want=$(cat "$wheelhouse/PYTHON_VERSION" 2>/dev/null) || want=$have
+  [ "$want" = "$have" ] ||
+    die "$wheelhouse holds wheels for Python $want, this system has $have: scripts/make-wheelhouse.sh --python-version $have"
+  say "installing LayerGuard into $VENV from $wheelhouse (offline)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-cache-dir --no-index \
+    --find-links "$wheelhouse" --upgrade layerguard
   ln -sf "$VENV/bin/layerguard" "$LINK"
 }
 
@@ -121,6 +159,9 @@ install_config() {
     install -o root -g "$NAME" -m 0640 "$config" "$ETC/layerguard.toml"
     say "installed $config as $ETC/layerguard.toml"
   elif [ -f "$ETC/layerguard.toml" ]; then
+    # Written by someone else (cloud-init's write_files: root:root): the agent must read it.
+    chown root:"$NAME" "$ETC/layerguard.toml"
+    chmod 0640 "$ETC/layerguard.toml"
     say "keeping your $ETC/layerguard.toml"
   else
     install -o root -g "$NAME" -m 0640 "$SRC/config/layerguard.toml" "$ETC/layerguard.toml"

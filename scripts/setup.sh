@@ -7,8 +7,13 @@
 # tests/test_home_assistant.py: the oldest and newest we support on Python 3.11, and today's on 3.13;
 # and OctoPrint, whose virtual printer the tests run the agent against, in its own .venv-octoprint
 # (its dependencies never mix with LayerGuard's; the version is pinned in sim/octoprint_printer.py).
+#
+#   LAYERGUARD_PYTHON  the interpreter for a new environment (default python3)
+#   LAYERGUARD_VENV    the environment's folder (default .venv; CI also makes .venv313)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PYTHON=${LAYERGUARD_PYTHON:-python3}
+VENV=${LAYERGUARD_VENV:-.venv}
 
 pairs=(mosquitto:mosquitto)
 if [ "${1:-}" = "--for-tests" ]; then
@@ -31,11 +36,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  echo "setup: creating .venv" >&2
-  python3 -m venv .venv
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $("$PYTHON" --version)" >&2
+  "$PYTHON" -m venv "$VENV"
 fi
-.venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]'
 
 # The first pythonX.Y that runs: on PATH, else one that pyenv installed but does not activate.
 find_python() {
@@ -78,7 +83,7 @@ if [ "${1:-}" = "--for-tests" ]; then
   ha_venv 2024.1.6 python3.11
   ha_venv 2024.3.3 python3.11
   ha_venv 2025.4.4 python3.13
-  octoprint=$(.venv/bin/python -c 'from sim.octoprint_printer import OCTOPRINT_VERSION; print(OCTOPRINT_VERSION)')
+  octoprint=$("$VENV/bin/python" -c 'from sim.octoprint_printer import OCTOPRINT_VERSION; print(OCTOPRINT_VERSION)')
   if ! .venv-octoprint/bin/python -c "import octoprint, sys; sys.exit(octoprint.__version__ != '$octoprint')" 2>/dev/null; then
     echo "setup: installing OctoPrint $octoprint into .venv-octoprint (its virtual printer, for the tests)" >&2
     [ -x .venv-octoprint/bin/python ] || python3 -m venv .venv-octoprint

@@ -362,10 +362,14 @@ class GadgetStandIn:
         with self._cond:
             self._contexts[context_id] = ContextModel(context_id, *levels)
         request.context_id = context_id
+        # The address the client used: behind a forward (the boot test's emulated Pi reaches this
+        # server at another address) 127.0.0.1 would point the client at itself.
+        host = request.headers.get("host")
+        origin = f"http://{host}" if host else self.base_url
         request.answer = {
             "ContextId": context_id,
-            "ProcessRequestUrl": f"{self.base_url}/primary{PROCESS_PATH}?ctx={context_id}",
-            "FallbackProcessRequestUrl": f"{self.base_url}/fallback{PROCESS_PATH}?ctx={context_id}",
+            "ProcessRequestUrl": f"{origin}/primary{PROCESS_PATH}?ctx={context_id}",
+            "FallbackProcessRequestUrl": f"{origin}/fallback{PROCESS_PATH}?ctx={context_id}",
         }
         return Reply.json(request.answer)
 

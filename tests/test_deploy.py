@@ -55,7 +55,10 @@ def test_dockerfile_passes_hadolint() -> None:
 
 def test_dockerfile_runs_the_agent_as_the_issue_asks() -> None:
     text = (ROOT / "Dockerfile.arm64").read_text()
-    assert re.search(r"^FROM debian:bookworm", text, re.M), "the Debian release of Raspberry Pi OS"
+    assert re.search(r"^ARG RELEASE=trixie\nFROM debian:\$\{RELEASE\}-slim", text, re.M), (
+        "the Debian release of Raspberry Pi OS"
+    )
+    assert "Suites: ${RELEASE}" in text, "Raspberry Pi's packages for the same release"
     assert "archive.raspberrypi.com/debian" in text and "python3-picamera2" in text
     assert "venv --system-site-packages" in text
     assert "--groups dialout,video" in text
