@@ -42,24 +42,13 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]'
 
-# The first pythonX.Y that runs: on PATH, else one that pyenv installed but does not activate.
-find_python() {
-  local candidate
-  for candidate in "$1" "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"${1#python}".*/bin/"$1"; do
-    if "$candidate" -c '' >/dev/null 2>&1; then
-      echo "$candidate"
-      return
-    fi
-  done
-}
-
 # Home Assistant <release> on <python>, with the requirements of the integrations the test loads.
 # A release that cannot be installed here is left out with a warning (the test says which ran).
 ha_venv() {
   local release=$1 dir=.venv-ha-$1 python
-  python=$(find_python "$2")
+  python=$(scripts/find-python.sh "$2") || true
   if [ -z "$python" ]; then
-    echo "setup: no $2, so no Home Assistant $release" >&2
+    echo "setup: no Python $2, so no Home Assistant $release" >&2
     return
   fi
   if [ -x "$dir/bin/python" ] &&
@@ -80,9 +69,9 @@ print(" ".join(r for d in ("mqtt", "http", "file_upload") for r in json.loads((r
   fi
 }
 if [ "${1:-}" = "--for-tests" ]; then
-  ha_venv 2024.1.6 python3.11
-  ha_venv 2024.3.3 python3.11
-  ha_venv 2025.4.4 python3.13
+  ha_venv 2024.1.6 3.11
+  ha_venv 2024.3.3 3.11
+  ha_venv 2025.4.4 3.13
   octoprint=$("$VENV/bin/python" -c 'from sim.octoprint_printer import OCTOPRINT_VERSION; print(OCTOPRINT_VERSION)')
   if ! .venv-octoprint/bin/python -c "import octoprint, sys; sys.exit(octoprint.__version__ != '$octoprint')" 2>/dev/null; then
     echo "setup: installing OctoPrint $octoprint into .venv-octoprint (its virtual printer, for the tests)" >&2
