@@ -221,12 +221,13 @@ class SecretFilesSource(PydanticBaseSettingsSource):
             for key, key_field in section_model.model_fields.items():
                 if not _is_secret(key_field):
                     continue
-                for directory in self.dirs:
-                    path = directory / f"{section_name}__{key}"
-                    if path.is_file():
-                        found.setdefault(section_name, {})[key] = read_secret(
-                            path, f"{section_name}.{key}", one_per_line=_is_secret_list(key_field)
-                        )
+                # The first directory that holds the file wins: a systemd credential is not
+                # overridden (or made unreadable) by a copy lying in /etc/layerguard/secrets.
+                path = next((p for d in self.dirs if (p := d / f"{section_name}__{key}").is_file()), None)
+                if path is not None:
+                    found.setdefault(section_name, {})[key] = read_secret(
+                        path, f"{section_name}.{key}", one_per_line=_is_secret_list(key_field)
+                    )
         return found
 
 

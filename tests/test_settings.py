@@ -68,6 +68,22 @@ def test_secret_files_fill_secrets_and_env_still_wins(
     assert load_settings(path).detection.api_key.get_secret_value() == "env-key"
 
 
+def test_the_first_secrets_directory_that_holds_a_secret_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """systemd's credential comes first; a copy the agent may not read further down is not touched."""
+    credentials, etc = tmp_path / "credentials", tmp_path / "etc"
+    credentials.mkdir()
+    etc.mkdir()
+    (credentials / "detection__api_key").write_text("credential-key")
+    (etc / "detection__api_key").write_bytes(b"\xff\xfe u\x00t\x00f\x001\x006\x00")  # would be refused
+    (etc / "mqtt__password").write_text("pw")
+    monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", f"{credentials}:{etc}")
+    s = load_settings(write(tmp_path, ""))
+    assert s.detection.api_key.get_secret_value() == "credential-key"
+    assert s.mqtt.password.get_secret_value() == "pw"
+
+
 @pytest.mark.parametrize(
     ("toml", "setting"),
     [
