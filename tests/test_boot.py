@@ -131,7 +131,10 @@ def check_first_boot(guest: Guest, world: SimWorld, probe: MqttProbe) -> None:
     assert "dialout" in guest.ssh("stat -L -c %G /dev/layerguard-printer")
 
     # systemd started the unit from our files and it sent READY=1 (Type=notify: active only then).
-    probe.wait_for_blocking(f"{PREFIX}/availability", b"online", timeout_s=AGENT_S)
+    try:
+        probe.wait_for_blocking(f"{PREFIX}/availability", b"online", timeout_s=AGENT_S)
+    except TimeoutError as exc:  # say why from inside the guest, not only that nothing came
+        raise AssertionError(guest.ssh("journalctl -u layerguard --no-pager -n 60", check=False)) from exc
     state = guest.ssh(
         "systemctl show layerguard -p Type -p ActiveState -p SubState -p NRestarts -p StatusText"
     )

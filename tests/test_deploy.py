@@ -111,8 +111,8 @@ def test_unit_is_notify_with_watchdog_user_and_devices() -> None:
     assert unit["ExecStart"] == [
         "/opt/layerguard/venv/bin/layerguard run --config /etc/layerguard/layerguard.toml"
     ]
-    credentials = {value.split(":")[0].lstrip("-") for value in unit["LoadCredential"]}
-    assert credentials == {"detection__api_key", "mqtt__password", "notify__urls"}
+    # A missing LoadCredential= file fails the start on trixie, and every secret is optional.
+    assert "LoadCredential" not in unit
 
 
 def test_cloud_init_user_data_is_valid_cloud_config() -> None:
