@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agent.app import Agent
+from agent.camera import open_camera
 from agent.detection.client import GadgetClient
 from agent.detection.timing import DetectionTiming
 from agent.detection.usage import UsageMeter
@@ -11,7 +12,6 @@ from agent.mqtt.bridge import MqttBridge
 from agent.notify.services import url_secrets
 from agent.settings import Settings
 from agent.store import JsonRecord
-from hardware.camera.factory import open_camera
 from hardware.printer.base import EventSink
 from hardware.printer.link import SerialPrinter
 

@@ -88,8 +88,8 @@ def check_state_dir(settings: Settings) -> str:
 
 
 def check_camera(settings: Settings) -> str:
+    from agent.camera import open_camera
     from hardware.camera.base import CameraError
-    from hardware.camera.factory import open_camera
 
     try:
         camera = open_camera(settings.camera)

@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 from PIL import Image, JpegImagePlugin
 
+from agent.camera import open_camera as open_agent_camera
+from agent.detection.base import MAX_IMAGE_BYTES
 from agent.settings import CameraSection
 from hardware.camera.base import CameraError
-from hardware.camera.factory import FittedCamera, open_camera
+from hardware.camera.factory import CameraConfig, FittedCamera, open_camera
 from hardware.camera.folder import FolderCamera
 from hardware.camera.http_snapshot import HttpSnapshotCamera
 from hardware.camera.jpeg import MAX_CAMERA_FRAME_BYTES, MAX_FRAME_BYTES, fit_jpeg
@@ -496,14 +498,14 @@ def test_failed_capture_closes_and_reopens(fake_picamera2: type[FakePicamera2]) 
 
 
 def test_factory_picks_picamera2(fake_picamera2: type[FakePicamera2]) -> None:
-    camera = open_camera(CameraSection(source="picamera2", width=800, height=600, rotation=270))
+    camera = open_camera(CameraConfig(source="picamera2", width=800, height=600, rotation=270))
     assert isinstance(camera.camera, Picamera2Camera)
     assert image_size(camera.capture()) == (600, 800)
     camera.close()
 
 
 def test_factory_picks_http_snapshot(streamer: str) -> None:
-    camera = open_camera(CameraSection(source=f"http://{streamer}/snapshot"))
+    camera = open_camera(CameraConfig(source=f"http://{streamer}/snapshot"))
     assert isinstance(camera.camera, HttpSnapshotCamera)
     assert camera.capture() == SNAPSHOT
     camera.close()
@@ -512,9 +514,15 @@ def test_factory_picks_http_snapshot(streamer: str) -> None:
 def test_factory_picks_folder(tmp_path: Path) -> None:
     frame = make_jpeg()
     (tmp_path / "only.jpg").write_bytes(frame)
-    camera = open_camera(CameraSection(source=f"dir:{tmp_path}"))
+    camera = open_camera(CameraConfig(source=f"dir:{tmp_path}"))
     assert isinstance(camera.camera, FolderCamera)
     assert camera.capture() == frame
+
+
+def test_the_agents_camera_holds_frames_to_the_services_limit(tmp_path: Path) -> None:
+    (tmp_path / "only.jpg").write_bytes(make_jpeg())
+    camera = open_agent_camera(CameraSection(source=f"dir:{tmp_path}", jpeg_quality=70))
+    assert (camera.max_bytes, camera.quality) == (MAX_IMAGE_BYTES, 70)
 
 
 def test_fitted_camera_holds_every_frame_to_the_limit(tmp_path: Path) -> None:

@@ -8,6 +8,10 @@ from agent.detection.context import PrintKey
 from agent.detection.usage import UsageMeter
 from agent.detection.verdict import Verdict
 
+# The largest frame the service accepts (reference/gadget-api.md): the capture path holds every
+# frame to it (agent/camera.py), so a detector only checks it.
+MAX_IMAGE_BYTES = 6 * 1024 * 1024
+
 
 class Detector(Protocol):
     usage: UsageMeter  # this month's calls, for the published state

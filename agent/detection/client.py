@@ -9,7 +9,6 @@ sends a User-Agent, and never sleeps itself: the caller waits `next_interval_s` 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -22,20 +21,18 @@ from typing import Any
 import httpx
 
 from agent import __version__
+from agent.detection.base import MAX_IMAGE_BYTES
 from agent.detection.context import GadgetContext, PrintKey
 from agent.detection.timing import DEFAULT_TIMING, DetectionTiming
 from agent.detection.usage import FREE_USAGE_ERROR, UsageMeter
 from agent.detection.verdict import DetectionError, Verdict
 from agent.store import JsonRecord
 from hardware.bounded_http import IDENTITY, AnswerTooLarge, bounded_request
-from hardware.camera.base import CameraError
-from hardware.camera.jpeg import fit_jpeg
 from hardware.quiet_log import LastingCondition
 
 log = logging.getLogger(__name__)
 
 CREATE_CONTEXT_PATH = "/api/gadget/v1/createcontext"
-MAX_IMAGE_BYTES = 6 * 1024 * 1024
 # Every documented answer is a small flat JSON object; anything larger is refused unread.
 MAX_ANSWER_BYTES = 64 * 1024
 USER_AGENT = f"LayerGuard/{__version__}"
@@ -175,7 +172,7 @@ class GadgetClient:
             await self.start_context()
         context = self._context
         assert context is not None  # start_context() raises otherwise
-        jpeg = await self._fit(jpeg)
+        self._check_size(jpeg)
         retry_s = self._retry_s()
         region = "fallback" if context.on_fallback else "primary"
         log.debug("Gadget Process: %d bytes to the %s URL", len(jpeg), region)
@@ -223,16 +220,12 @@ class GadgetClient:
         elif exc.error_type in REQUEST_BUG_ERRORS:
             log.error("Gadget rejected LayerGuard's request as malformed (a bug): %s", exc)
 
-    async def _fit(self, jpeg: bytes) -> bytes:
-        """The frame within the service's 6 MiB limit, re-encoded smaller when it is over."""
-        if len(jpeg) <= MAX_IMAGE_BYTES:
-            return jpeg
-        try:
-            fitted = await asyncio.to_thread(fit_jpeg, jpeg, MAX_IMAGE_BYTES)
-        except CameraError as exc:
-            raise self._error("IMAGE_TOO_LARGE", str(exc), self._retry_s()) from None
-        log.info("Snapshot of %d bytes re-encoded to %d for the service's limit", len(jpeg), len(fitted))
-        return fitted
+    def _check_size(self, jpeg: bytes) -> None:
+        """A frame over the service's limit is refused before it is paid for. The capture path fits
+        frames (agent/camera.py); one over the limit here is a bug of whoever passed it."""
+        if len(jpeg) > MAX_IMAGE_BYTES:
+            message = f"the frame is {len(jpeg)} bytes, over the service's {MAX_IMAGE_BYTES}"
+            raise self._error("IMAGE_TOO_LARGE", message, self._retry_s())
 
     def _save(self, context: GadgetContext) -> None:
         if self._record and context is self._context:

@@ -50,8 +50,8 @@ def open_services(notify: NotifySection) -> list[Service]:
 
 def capture_or_placeholder(camera_settings: CameraSection) -> tuple[bytes, str | None]:
     """A fresh frame, or a placeholder JPEG and why the camera failed."""
+    from agent.camera import open_camera
     from hardware.camera.base import CameraError
-    from hardware.camera.factory import open_camera
 
     try:
         camera = open_camera(camera_settings)

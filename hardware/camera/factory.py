@@ -1,8 +1,9 @@
-"""Chooses the camera backend named by `camera.source`."""
+"""Chooses the camera backend named by a source string (the agent's `camera.source`)."""
 
 from __future__ import annotations
 
-from agent.settings import CameraSection
+from dataclasses import dataclass
+
 from hardware.camera.base import Camera, CameraError
 from hardware.camera.folder import FolderCamera
 from hardware.camera.http_snapshot import HttpSnapshotCamera
@@ -25,9 +26,24 @@ class FittedCamera:
         self.camera.close()
 
 
-def open_camera(settings: CameraSection) -> FittedCamera:
+@dataclass(frozen=True)
+class CameraConfig:
+    """What a camera is opened with: plain values, so that hardware/ knows nothing of the agent's
+    settings. `max_bytes` is the largest frame its user accepts (the detection service's limit)."""
+
+    source: str
+    width: int = 1280
+    height: int = 720
+    rotation: int = 0
+    hflip: bool = False
+    vflip: bool = False
+    jpeg_quality: int = 85
+    max_bytes: int = MAX_FRAME_BYTES
+
+
+def open_camera(settings: CameraConfig) -> FittedCamera:
     """The backend for `settings.source` (picamera2, an http(s):// snapshot URL, or dir:/path),
-    its frames held to the detection service's size limit. Raises CameraError if unusable."""
+    its frames held to `settings.max_bytes`. Raises CameraError if unusable."""
     source = settings.source
     camera: Camera
     if source == "picamera2":
@@ -45,4 +61,4 @@ def open_camera(settings: CameraSection) -> FittedCamera:
         camera = FolderCamera(source.removeprefix("dir:"))
     else:
         raise CameraError(f"camera.source {source!r} is not picamera2, an http(s):// URL or dir:/path")
-    return FittedCamera(camera, quality=settings.jpeg_quality)
+    return FittedCamera(camera, settings.max_bytes, settings.jpeg_quality)
