@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from agent.settings import Settings
+from agent.state import AgentState
 from agent.systemd import SystemdNotifier
 from hardware.quiet_log import LastingCondition
-
-if TYPE_CHECKING:
-    from agent.app import Agent
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +72,17 @@ class Heartbeat:
         return f"inspection overdue by {late + self._grace_s:.0f} s (camera or detection hung?)"
 
 
+class Supervised(Protocol):
+    """What supervise() reads of the agent (agent.app.Agent, which holds a Heartbeat): a protocol,
+    so that this module and agent.app do not import each other."""
+
+    settings: Settings
+    state: AgentState
+    heartbeat: Heartbeat
+
+    async def wait_for(self, predicate: Callable[[AgentState], bool]) -> None: ...
+
+
 @dataclass(frozen=True)
 class Health:
     """What the health file holds."""
@@ -124,7 +134,7 @@ def check_health(state_dir: Path, now: float | None = None) -> str | None:
 
 
 async def supervise(
-    agent: Agent,
+    agent: Supervised,
     notifier: SystemdNotifier,
     interval_s: float | None = None,
     ready_wait_s: float = READY_WAIT_S,
@@ -137,7 +147,7 @@ async def supervise(
         group.create_task(_keep_alive(agent, notifier, tick))
 
 
-async def _announce_ready(agent: Agent, notifier: SystemdNotifier, wait_s: float) -> None:
+async def _announce_ready(agent: Supervised, notifier: SystemdNotifier, wait_s: float) -> None:
     try:
         async with asyncio.timeout(wait_s):
             await agent.wait_for(lambda s: s.print_state != "offline")
@@ -146,7 +156,7 @@ async def _announce_ready(agent: Agent, notifier: SystemdNotifier, wait_s: float
     notifier.ready(_status(agent))
 
 
-async def _keep_alive(agent: Agent, notifier: SystemdNotifier, tick: float) -> None:
+async def _keep_alive(agent: Supervised, notifier: SystemdNotifier, tick: float) -> None:
     path = health_path(agent.settings.agent.state_dir)
     reported: str | None = None
     status = ""
@@ -170,7 +180,7 @@ async def _keep_alive(agent: Agent, notifier: SystemdNotifier, tick: float) -> N
         await asyncio.sleep(tick)
 
 
-def _status(agent: Agent) -> str:
+def _status(agent: Supervised) -> str:
     """One line for `systemctl status`."""
     state = agent.state.print_state
     if state == "offline":
