@@ -5,10 +5,9 @@ garbled `M25` must be resent, not lost. Print state comes from the firmware's re
 polls, auto-reports, host actions), not from the reply to a particular command, so a late `ok`
 or a missed poll never confuses it; follower.py decides it. Everything runs on the event loop.
 
-A pause is confirmed by the firmware's own evidence (evidence.py, per dialect): the pause
-command, `M400` (the queue drained), then the dialect's queries until the evidence settles it; it
-is sent once more before the link gives up and says so. Through a pause LayerGuard made, the
-hotend cools after a while (cooldown.py) and the motors stay on (motor_hold.py).
+A pause or resume is driven until the printer confirms it by confirmation.py (the firmware's
+own evidence, evidence.py, per dialect); the link feeds it every report and event. Through a pause
+LayerGuard made, the hotend cools after a while (cooldown.py) and the motors stay on (motor_hold.py).
 
 A printer that stops sending anything is probed; without an answer within `silence_s` the
 follower says `unknown` (SILENT) until it answers again.
@@ -19,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hardware.printer.base import EventSink, PauseFailed
+from hardware.printer.confirmation import Confirmation
 from hardware.printer.cooldown import HeaterPolicy
 from hardware.printer.dialects import (
     DIALECTS,
@@ -33,10 +32,10 @@ from hardware.printer.dialects import (
     parse_firmware_info,
 )
 from hardware.printer.events import PrinterEvent, PrinterEventKind, PrintState
-from hardware.printer.evidence import CONFIRM_WINDOW_S, PauseEvidence
+from hardware.printer.evidence import CONFIRM_WINDOW_S
 from hardware.printer.follower import KLIPPER_STALL_S, PrintFollower
 from hardware.printer.motor_hold import MotorHold
-from hardware.printer.protocol import HELLO, LineKind, LineNumbers, classify, resend_number
+from hardware.printer.protocol import HELLO, CommandFailed, LineKind, LineNumbers, classify, resend_number
 from hardware.printer.reports import PrinterReset, Report, SdProgress, Temperatures, parse_report
 from hardware.printer.transport import LinkLost, SerialTransport
 from hardware.quiet_log import LastingCondition
@@ -65,13 +64,6 @@ _PAUSE_OVER = {
     PrinterEventKind.ERROR,
     PrinterEventKind.IDLE,
 }
-
-
-_PRINT_OVER = _PAUSE_OVER - {PrinterEventKind.RESUMED, PrinterEventKind.IDLE}
-
-
-class CommandFailed(Exception):
-    """A command got no `ok`: timed out, or the firmware lost track of line numbers."""
 
 
 class NotConnected(CommandFailed):
@@ -123,8 +115,6 @@ class SerialPrinter:
         self._dialect_setting = dialect
         self._on_event = on_event
         self._poll_interval_s = poll_interval_s
-        self._confirm_timeout_s = confirm_timeout_s
-        self._window_s = confirm_window_s
         self._reconnect_interval_s = reconnect_interval_s
         self._silence_s = silence_s
         self._poll_timeout_s = min(COMMAND_TIMEOUT_S, silence_s / 5)
@@ -144,11 +134,15 @@ class SerialPrinter:
         )
         self._motors = MotorHold(self.send)
         self._polls = 0
-        self._waiters: list[tuple[PrintState, asyncio.Future[None]]] = []
-        # Our pause in question: the evidence, and the future its proof goes to.
-        self._evidence: tuple[PauseEvidence, asyncio.Future[str]] | None = None
-        # A parked M25 waits for the user at the printer's display and holds the line meanwhile.
-        self._held_line: asyncio.Future[list[str]] | None = None
+        self._confirm = Confirmation(
+            self.send,
+            self._follower,
+            lambda: self.dialect,
+            lambda: self.connected,
+            confirm_timeout_s=confirm_timeout_s,
+            window_s=confirm_window_s,
+            poll_timeout_s=self._poll_timeout_s,
+        )
         self._connected: bool | None = None  # None until the first attempt
         self._unavailable = LastingCondition(log, f"printer on {port}")  # retried for as long as it lasts
         self._resync = False
@@ -189,10 +183,10 @@ class SerialPrinter:
         if self._follower.state is PrintState.PAUSED:
             return
         self._check_can("pause", PrintState.PRINTING)
-        proof = await self._twice(self._pause_once, "pause", PrintState.PAUSED)
+        proof = await self._confirm.pause()
         log.info("pause confirmed: %s", proof)
         self._emit_all(self._follower.confirm_paused(proof))
-        if self._held_line is not None:
+        if self._confirm.parked:
             log.info("the printer waits for the user at its display; no command can be sent meanwhile")
             return
         if self.dialect.pause_keeps_hotend_hot:
@@ -205,7 +199,7 @@ class SerialPrinter:
             return
         self._check_can("resume", PrintState.PAUSED)
         await self._heaters.restore()
-        await self._twice(self._resume_once, "resume", PrintState.PRINTING)
+        await self._confirm.resume()
         await self._motors.release()
 
     async def send(self, command: str, *, timeout_s: float = COMMAND_TIMEOUT_S) -> list[str]:
@@ -387,105 +381,13 @@ class SerialPrinter:
             raise PauseFailed(
                 f"cannot {what}: the printer on {self._port} is not answering, so {what} could not be sent"
             )
-        if self._held_line is not None and not self._held_line.done():
+        if self._confirm.holds_line:
             raise PauseFailed(
                 f"cannot {what}: the printer waits for the user at its display (its M25 is still "
                 "unanswered); continue there"
             )
         if self._follower.state is not needed:
             raise PauseFailed(f"cannot {what}: the printer reports {self._follower.state.value}")
-
-    async def _twice(self, attempt: Callable[[], Awaitable[str]], what: str, target: PrintState) -> str:
-        """Send once more if unconfirmed, while the print is still where it was."""
-        before = self._follower.state
-        try:
-            return await attempt()
-        except PauseFailed as exc:
-            if self._follower.state is target:  # the printer said so itself meanwhile
-                return f"the printer reports {target.value}"
-            if not self._connected or self._follower.state is not before:
-                raise
-            log.warning("%s not confirmed (%s); sending it once more", what, exc)
-            try:
-                return await attempt()
-            except PauseFailed as again:
-                raise PauseFailed(f"{again} (second attempt; the first: {exc})") from again
-
-    async def _pause_once(self) -> str:
-        """The pause command, `M400`, then the dialect's queries until its evidence proves the pause."""
-        loop = asyncio.get_running_loop()
-        command = self.dialect.pause
-        evidence = PauseEvidence(
-            self.dialect.pause_evidence, self._window_s, loop.time, heating=self._follower.heating
-        )
-        proven: asyncio.Future[str] = loop.create_future()
-        self._evidence = (evidence, proven)
-        self._held_line = None
-        log.info("sending %s (pause) to the printer", command)
-        sent = self._send_on_its_own(command, self._confirm_timeout_s)
-        try:
-            async with asyncio.timeout(self._confirm_timeout_s):
-                await asyncio.wait({sent, proven}, return_when=asyncio.FIRST_COMPLETED)
-                if proven.done():
-                    return proven.result()
-                await asyncio.shield(sent)
-                await self._drain()
-                if proof := evidence.drained():
-                    return proof
-                while not proven.done():
-                    file_check = ("M27 C",) if evidence.not_printing else ()
-                    for query in self.dialect.pause_queries + file_check:
-                        with contextlib.suppress(CommandFailed):  # no evidence this round, that is all
-                            await asyncio.shield(self._send_on_its_own(query, self._poll_timeout_s))
-                        if proven.done():
-                            break
-                    else:
-                        await asyncio.wait({proven}, timeout=self._window_s / 2)
-                return proven.result()
-        except (TimeoutError, CommandFailed, LinkLost) as exc:
-            raise self._unconfirmed("pause", command, exc, "no evidence of a pause") from exc
-        finally:
-            self._evidence = None
-            if not sent.done():  # a parked M25: its ok comes when the user continues at the display
-                self._held_line = sent
-
-    async def _drain(self) -> None:
-        """`M400`: answered once the queued moves ran. Sent again if its line was lost on the wire
-        (a second M400 only waits once more); busy lines keep a slow one alive."""
-        timeout_s = self._poll_timeout_s if self.dialect.busy_lines else self._confirm_timeout_s
-        try:
-            await asyncio.shield(self._send_on_its_own("M400", timeout_s))
-        except CommandFailed as exc:
-            log.info("M400 unanswered (%s); sending it again", exc)
-            await asyncio.shield(self._send_on_its_own("M400", timeout_s))
-
-    def _send_on_its_own(self, command: str, timeout_s: float) -> asyncio.Future[list[str]]:
-        """A send that runs to its own end (its ok, or its own timeout) even if the caller stops
-        waiting: cancelling it would leave its late `ok` to be taken for the next command's."""
-        task = asyncio.ensure_future(self.send(command, timeout_s=timeout_s))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
-        return task
-
-    async def _resume_once(self) -> str:
-        """The resume command; confirmed when the follower sees the print run again."""
-        command = self.dialect.resume
-        confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        waiter = (PrintState.PRINTING, confirmed)
-        self._waiters.append(waiter)
-        log.info("sending %s (resume) to the printer", command)
-        try:
-            async with asyncio.timeout(self._confirm_timeout_s):
-                await asyncio.shield(self._send_on_its_own(command, self._confirm_timeout_s))
-                await confirmed
-        except (TimeoutError, CommandFailed, LinkLost) as exc:
-            raise self._unconfirmed("resume", command, exc, "the print did not move again") from exc
-        finally:
-            self._waiters.remove(waiter)
-        return "the print runs again"
-
-    def _unconfirmed(self, what: str, command: str, exc: Exception, silence: str) -> PauseFailed:
-        within = f"the printer did not confirm within {self._confirm_timeout_s:g} s"
-        return PauseFailed(f"{what}: sent {command}, {within} ({str(exc) or silence})")
 
     # --- lines in -----------------------------------------------------------------------------
 
@@ -590,10 +492,7 @@ class SerialPrinter:
             self._heaters.on_temperatures(report.as_dict())
         if isinstance(report, SdProgress):
             self._last_sd_report = asyncio.get_running_loop().time()
-        if self._evidence is not None:
-            evidence, proven = self._evidence
-            if (proof := evidence.note(report)) and not proven.done():
-                proven.set_result(proof)
+        self._confirm.on_report(report)
         self._emit_all(self._follower.apply(report))
         if self._follower.queries() or self._restarted:  # a question to ask: do not wait a poll
             self._wake.set()
@@ -605,16 +504,8 @@ class SerialPrinter:
             if event.kind in _PAUSE_OVER:
                 self._heaters.forget()
                 self._motors.release_soon()
-            if event.kind in _PRINT_OVER:  # a resume under way will not see the print run again
-                for _, confirmed in self._waiters:
-                    if not confirmed.done():
-                        confirmed.set_exception(
-                            PauseFailed(f"the printer ended the print ({event.kind.value})")
-                        )
             self._emit(event)
-        for target, confirmed in self._waiters:
-            if self._follower.state is target and not confirmed.done():
-                confirmed.set_result(None)
+        self._confirm.on_events(events)
 
     def _on_cooled(self, saved: dict[str, float]) -> None:
         heaters = ", ".join(f"{heater} (was {target:g} °C)" for heater, target in saved.items())

@@ -20,6 +20,10 @@ _RESEND = re.compile(r"^(?:Resend|rs)[:\s]\s*N?(\d+)", re.IGNORECASE)
 _LINE_ERRORS = ("checksum mismatch", "line number", "no checksum", "no line number", "format error")
 
 
+class CommandFailed(Exception):
+    """A command got no `ok`: timed out, or the firmware lost track of line numbers."""
+
+
 class LineKind(Enum):
     OK = "ok"
     RESEND = "resend"
