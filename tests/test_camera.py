@@ -247,7 +247,10 @@ def test_http_snapshot_dripping_is_cut_at_the_whole_call_deadline(hostile_camera
         elapsed = time.monotonic() - started
     finally:
         camera.close()
-    assert deadline_s <= elapsed < deadline_s + 0.5
+    # What this protects: the capture ends at its deadline, not when the frame is in. Dripped whole,
+    # the 320x240 frame (thousands of bytes at 0.05 s a byte) would take minutes; 10 s past the deadline is
+    # far below that and above any scheduling delay seen on a loaded 2-core machine.
+    assert deadline_s <= elapsed < deadline_s + 10
 
 
 def test_http_credentials_go_as_basic_auth_and_stay_out_of_logs(
