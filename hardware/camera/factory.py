@@ -26,11 +26,11 @@ class FittedCamera:
 
 
 def open_camera(settings: CameraSection) -> FittedCamera:
-    """The backend for `settings.source` (picamera2, an http(s):// snapshot URL, or dir:/path),
+    """The backend for `settings.source` (picamera2[:camera], an http(s):// snapshot URL, or dir:/path),
     its frames held to the detection service's size limit. Raises CameraError if unusable."""
     source = settings.source
     camera: Camera
-    if source == "picamera2":
+    if source == "picamera2" or source.startswith("picamera2:"):
         camera = Picamera2Camera(
             settings.width,
             settings.height,
@@ -38,11 +38,12 @@ def open_camera(settings: CameraSection) -> FittedCamera:
             hflip=settings.hflip,
             vflip=settings.vflip,
             jpeg_quality=settings.jpeg_quality,
+            choice=source.removeprefix("picamera2").removeprefix(":"),
         )
     elif source.startswith(("http://", "https://")):
         camera = HttpSnapshotCamera(source)
     elif source.startswith("dir:"):
         camera = FolderCamera(source.removeprefix("dir:"))
     else:
-        raise CameraError(f"camera.source {source!r} is not picamera2, an http(s):// URL or dir:/path")
+        raise CameraError(f"camera.source {source!r} is not picamera2[:camera], an http(s):// URL or dir:/path")
     return FittedCamera(camera, quality=settings.jpeg_quality)
