@@ -363,8 +363,18 @@ class FakeTransform:
         self.hflip, self.vflip = hflip, vflip
 
 
-PI_CAMERA = {"Model": "imx708", "Location": 2, "Rotation": 180, "Id": "/base/axi/pcie@120000/rp1/i2c@88000/imx708@1a", "Num": 0}
-USB_CAMERA = {"Model": "HD Pro Webcam C920", "Location": 2, "Id": "/base/axi/pcie@120000/rp1/usb@200000-1:1.0-046d:082d", "Num": 1}
+# As picamera2's global_camera_info() lists a Pi 5's camera module and a USB webcam.
+PI_CAMERA = {
+    "Model": "imx708",
+    "Location": 2,
+    "Rotation": 180,
+    "Id": "/base/axi/pcie@1000120000/rp1/i2c@88000/imx708@1a",
+}
+USB_CAMERA = {
+    "Model": "HD Pro Webcam C920",
+    "Location": 2,
+    "Id": "/base/axi/pcie@1000120000/rp1/usb@200000-1:1.0-046d:082d",
+}
 
 
 class FakePicamera2:
@@ -386,7 +396,7 @@ class FakePicamera2:
         if FakePicamera2.open_error is not None:
             raise FakePicamera2.open_error
         if camera_num >= len(self.cameras):
-            raise RuntimeError(f'No camera number {camera_num} found - use "rpicam-hello --list-cameras" to check')
+            raise RuntimeError(f"No camera number {camera_num} found - use rpicam-hello --list-cameras")
         self.camera_num = camera_num
         self.options: dict[str, Any] = {}
         self.config: dict[str, Any] | None = None

@@ -45,5 +45,7 @@ def open_camera(settings: CameraSection) -> FittedCamera:
     elif source.startswith("dir:"):
         camera = FolderCamera(source.removeprefix("dir:"))
     else:
-        raise CameraError(f"camera.source {source!r} is not picamera2[:camera], an http(s):// URL or dir:/path")
+        raise CameraError(
+            f"camera.source {source!r} is not picamera2[:camera], an http(s):// URL or dir:/path"
+        )
     return FittedCamera(camera, quality=settings.jpeg_quality)

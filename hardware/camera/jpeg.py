@@ -110,7 +110,9 @@ def fit_jpeg(data: bytes, max_bytes: int = MAX_FRAME_BYTES, quality: int = 85) -
         size = len(out)
 
 
-def orient_jpeg(data: bytes, quality: int, hflip: bool = False, vflip: bool = False, degrees: int = 0) -> bytes:
+def orient_jpeg(
+    data: bytes, quality: int, hflip: bool = False, vflip: bool = False, degrees: int = 0
+) -> bytes:
     """Flip a JPEG, then rotate it clockwise by 0, 90, 180 or 270 degrees: what a camera could not
     do itself."""
     image, _ = _decode(data, MAX_FRAME_PIXELS)

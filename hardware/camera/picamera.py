@@ -135,7 +135,8 @@ class Picamera2Camera:
             except TimeoutError as exc:
                 self._close_locked()
                 raise CameraError(
-                    f"the Pi camera delivered no frame within {CAPTURE_TIMEOUT_S:.0f} s; will reopen it next time"
+                    f"the Pi camera delivered no frame within {CAPTURE_TIMEOUT_S:.0f} s; "
+                    "will reopen it next time"
                 ) from exc
             except RuntimeError as exc:
                 self._close_locked()

@@ -28,14 +28,14 @@ VIRTUAL_YAML = """\
     - width: 640
       height: 480
   test_pattern: "bars"
-  location: "front"
+  location: "CameraLocationFront"
   model: "Test Bars Cam"
 "Virtual1":
   supported_formats:
     - width: 800
       height: 600
   test_pattern: "lines"
-  location: "back"
+  location: "CameraLocationBack"
   model: "Test Lines Cam"
 """
 
