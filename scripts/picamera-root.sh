@@ -2,8 +2,8 @@
 # Builds the root of the Pi camera tier (tests/picamera/): Debian sid (minbase) with Debian's
 # libcamera and its `virtual` pipeline handler (test-pattern cameras that need no kernel driver),
 # picamera2 from PyPI in a venv that sees the system's libcamera, numpy, av and Pillow, and
-# LayerGuard's own dependencies. Built once and cached, keyed by a hash of this script and of
-# pyproject.toml, so a warm run costs nothing; prints the root's folder.
+# LayerGuard's own dependencies. Built once and cached, keyed by a hash of this script and
+# of the dependencies in pyproject.toml, so a warm run costs nothing; prints the root's folder.
 #
 #   sudo scripts/picamera-root.sh          # build if needed, print the root
 #
@@ -41,12 +41,6 @@ if [ -n "${missing[*]:-}" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-key=$(cat "$0" pyproject.toml | sha256sum | cut -c1-16)
-out=$CACHE/sid-$key
-if [ -f "$out/ready" ]; then
-  echo "$out"
-  exit 0
-fi
 
 # The Debian mirror this machine's apt already uses.
 mirror=$(grep -rhoE '^(deb|URIs:)[[:space:]]+https?://[^[:space:]]+/debian/?([[:space:]]|$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
@@ -63,6 +57,16 @@ deps += [d for d in re.findall(r'"([^"]+)"', dev) if d.split(">")[0] in ("pytest
 print(" ".join(f"'{d}'" for d in deps))
 EOF
 )
+
+key=$({
+  cat "$0"
+  echo "$requirements"
+} | sha256sum | cut -c1-16)
+out=$CACHE/sid-$key
+if [ -f "$out/ready" ]; then
+  echo "$out"
+  exit 0
+fi
 
 mkdir -p "$CACHE"
 work=$out.build

@@ -39,8 +39,8 @@ mkdir -p "$m/src"
 mount --bind "$src" "$m/src"
 cd "$m"
 exec chroot "$m" /usr/bin/env -i PATH=/opt/layerguard-venv/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
-  PYTHONDONTWRITEBYTECODE=1 LAYERGUARD_PICAMERA_ROOT=1 \
-  sh -c "cd /src && exec timeout -k 10 $timeout_s python -m pytest -p no:cacheprovider -m picamera \"\$@\"" pytest "$@"
+  PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/src LAYERGUARD_PICAMERA_ROOT=1 \
+  sh -c "cd /src && exec timeout -k 10 $timeout_s python -m pytest -p no:cacheprovider -W ignore::DeprecationWarning:videodev2.videodev2 -m picamera \"\$@\"" pytest "$@"
 '
 unshare --mount --propagation private bash -c "$exec_in_namespace" picamera-test "$root" "$scratch" "$PWD" \
   "${LAYERGUARD_PICAMERA_TIMEOUT:-900}" "${@:-tests/picamera}"

@@ -15,9 +15,9 @@ import types
 from pathlib import Path
 from typing import Any
 
-# libcamera looks for it in its sysconf folder first, then in /usr/share/libcamera (where Debian
-# ships only virtual.yaml.example). Two cameras: picamera2 can choose between them.
-VIRTUAL_YAML_PATH = Path("/etc/libcamera/pipeline/virtual/virtual.yaml")
+# Where libcamera 0.7 looks for it (Debian ships only virtual.yaml.example there; libcamera did not
+# look in /etc/libcamera/pipeline/virtual/). Two cameras: picamera2 can choose between them.
+VIRTUAL_YAML_PATH = Path("/usr/share/libcamera/pipeline/virtual/virtual.yaml")
 VIRTUAL_YAML = """\
 "Virtual0":
   supported_formats:
@@ -54,8 +54,15 @@ def _stub_module(name: str) -> types.ModuleType:
     """pykms (Raspberry Pi OS's python3-kms++, for the DRM preview window) is in no Debian or PyPI
     package (PyPI's `kms` is another project): picamera2 imports it, LayerGuard shows no preview."""
     module = sys.modules.setdefault(name, types.ModuleType(name))
-    module.PixelFormat = None  # type: ignore[attr-defined]
+    module.PixelFormat = _AnyName()  # type: ignore[attr-defined]
     return module
+
+
+class _AnyName:
+    """The preview's class body reads pixel format names from pykms.PixelFormat."""
+
+    def __getattr__(self, name: str) -> str:
+        return name
 
 
 def _stub_pidng() -> None:
@@ -87,9 +94,25 @@ def _memfd_allocator_class() -> type:
     from picamera2.allocators.allocator import Sync
     from picamera2.allocators.dmaallocator import DmaAllocator
 
+    class MemfdSync(Sync):  # type: ignore[misc]
+        """The buffer's mapping, as DmaSync hands it out, without DMA_BUF_IOCTL_SYNC (memfd knows
+        none) and without Sync's check that all planes share one fd number (libcamera dups each)."""
+
+        def __init__(self, allocator: Any, fb: Any, write: bool) -> None:
+            self.mapping = allocator.mapped_buffers[fb]
+
+        def __enter__(self) -> mmap.mmap:
+            return self.mapping
+
+        def __exit__(self, *exc: object) -> None:
+            pass
+
+        def get_buffer(self) -> mmap.mmap:
+            return self.mapping
+
     class MemfdAllocator(DmaAllocator):  # type: ignore[misc]
         def __init__(self) -> None:
-            self.sync = Sync  # plain mmap: memfd knows no DMA_BUF_IOCTL_SYNC
+            self.sync = MemfdSync
             self.dmaHeap = None
             self.mapped_buffers: dict[Any, mmap.mmap] = {}
             self.mapped_buffers_used: dict[int, bool] = {}
@@ -105,16 +128,17 @@ def _memfd_allocator_class() -> type:
                     fd = os.memfd_create(f"picamera2-{i}")
                     os.ftruncate(fd, stream_config.frame_size)
                     self.open_fds.append(fd)
-                    self.libcamera_fds.append(fd)
-                    self.mapped_buffers_used[fd] = False
                     planes = []
                     for offset, length in _plane_layout(stream_config):
                         plane = libcamera.FrameBuffer.Plane()
                         plane.fd, plane.offset, plane.length = fd, offset, length
                         planes.append(plane)
                     buffer = libcamera.FrameBuffer(planes)
-                    buffers.append(buffer)
+                    # DmaAllocator's bookkeeping goes by the fd libcamera holds for plane 0.
+                    self.libcamera_fds.append(buffer.planes[0].fd)
+                    self.mapped_buffers_used[buffer.planes[0].fd] = False
                     self.mapped_buffers[buffer] = mmap.mmap(fd, stream_config.frame_size)
+                    buffers.append(buffer)
                 self.frame_buffers[stream_config.stream] = buffers
 
     return MemfdAllocator
