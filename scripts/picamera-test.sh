@@ -43,4 +43,4 @@ exec chroot "$m" /usr/bin/env -i PATH=/opt/layerguard-venv/bin:/usr/bin:/bin HOM
   sh -c "cd /src && exec timeout -k 10 $timeout_s python -m pytest -p no:cacheprovider -W ignore::DeprecationWarning:videodev2.videodev2 -m picamera \"\$@\"" pytest "$@"
 '
 unshare --mount --propagation private bash -c "$exec_in_namespace" picamera-test "$root" "$scratch" "$PWD" \
-  "${LAYERGUARD_PICAMERA_TIMEOUT:-900}" "${@:-tests/picamera}"
+  "${LAYERGUARD_PICAMERA_TIMEOUT:-900}" tests/picamera "$@"
