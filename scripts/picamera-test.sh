@@ -5,6 +5,7 @@
 # bound at /src, and every mount and file made here is gone when the run ends.
 #
 #   sudo scripts/picamera-test.sh [pytest arguments]      (LAYERGUARD_PICAMERA_TIMEOUT: 900 s)
+#   sudo scripts/picamera-test.sh bench                   (bench/picamera.py: capture time, RSS)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || {
@@ -40,7 +41,13 @@ mount --bind "$src" "$m/src"
 cd "$m"
 exec chroot "$m" /usr/bin/env -i PATH=/opt/layerguard-venv/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
   PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/src LAYERGUARD_PICAMERA_ROOT=1 \
-  sh -c "cd /src && exec timeout -k 10 $timeout_s python -m pytest -p no:cacheprovider -W ignore::DeprecationWarning:videodev2.videodev2 -m picamera \"\$@\"" pytest "$@"
+  sh -c "cd /src && exec timeout -k 10 $timeout_s \"\$@\"" run "$@"
 '
+if [ "${1:-}" = bench ]; then
+  command=(python -m bench.picamera)
+else
+  command=(python -m pytest -p no:cacheprovider -W ignore::DeprecationWarning:videodev2.videodev2 -m picamera
+    tests/picamera "$@")
+fi
 unshare --mount --propagation private bash -c "$exec_in_namespace" picamera-test "$root" "$scratch" "$PWD" \
-  "${LAYERGUARD_PICAMERA_TIMEOUT:-900}" tests/picamera "$@"
+  "${LAYERGUARD_PICAMERA_TIMEOUT:-900}" "${command[@]}"
