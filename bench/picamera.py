@@ -64,9 +64,8 @@ def capture_times(width: int, height: int) -> dict[str, float]:
 
 
 def child_memory(source: str) -> dict[str, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, source, str(TIER)], capture_output=True, text=True, check=True, timeout=120
-    ).stdout
+    command = [sys.executable, "-c", CHILD, source, str(TIER)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout
     return json.loads(out.splitlines()[-1])
 
 
@@ -83,13 +82,14 @@ def main() -> None:
     for width, height in ((1280, 720), (640, 480)):
         t = capture_times(width, height)
         print(
-            f"| capture {width}x{height}, {CAPTURES} frames | {t['first_ms']:.0f} ms | {t['median_ms']:.1f} ms "
-            f"| {t['min_ms']:.1f} ms | {t['max_ms']:.1f} ms |"
+            f"| capture {width}x{height}, {CAPTURES} frames | {t['first_ms']:.0f} ms "
+            f"| {t['median_ms']:.1f} ms | {t['min_ms']:.1f} ms | {t['max_ms']:.1f} ms |"
         )
     print("\n| camera backend | VmRSS after 5 captures | VmHWM |")
     print("|---|---|---|")
     with SnapshotServer(lambda: 0.5, None, 1280, 720) as webcam:
-        for name, source in (("picamera2 (+ numpy, libcamera)", "picamera2:bars"), ("HTTP snapshot", webcam.url)):
+        backends = (("picamera2 (+ numpy, libcamera)", "picamera2:bars"), ("HTTP snapshot", webcam.url))
+        for name, source in backends:
             memory = child_memory(source)
             print(f"| {name} | {memory['VmRSS']} MB | {memory['VmHWM']} MB |")
 

@@ -76,6 +76,7 @@ say "mmdebstrap sid into $work/root"
 # pip trusts what this machine trusts (its CA bundle: a proxy's CA, if any, is in it).
 # eatmydata: no fsync for a root thrown away on any change; no documentation or locales.
 # Check-Valid-Until: a mirror's sid may lag this machine's clock by weeks (seen: 28 days).
+# shellcheck disable=SC2016  # "$1" is the root, for mmdebstrap's hook shell
 mmdebstrap --mode=root --variant=minbase --include="$PACKAGES" --aptopt='Acquire::Check-Valid-Until "false"' \
   --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
