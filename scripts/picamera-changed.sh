@@ -6,14 +6,5 @@
 #   scripts/picamera-changed.sh [--record]   (LAYERGUARD_PICAMERA_CACHE: /var/cache/layerguard-picamera)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAMPS=${LAYERGUARD_PICAMERA_CACHE:-/var/cache/layerguard-picamera}/passed
-
-inputs=$(find hardware/camera tests/picamera scripts/picamera-root.sh scripts/picamera-test.sh pyproject.toml \
-  -type f -not -path '*/__pycache__/*' -print0 |
-  sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
-if [ "${1:-}" = --record ]; then
-  mkdir -p "$STAMPS"
-  touch "$STAMPS/$inputs"
-  exit 0
-fi
-[ ! -e "$STAMPS/$inputs" ]
+exec scripts/inputs-changed.sh "${LAYERGUARD_PICAMERA_CACHE:-/var/cache/layerguard-picamera}/passed" "$@" \
+  hardware/camera tests/picamera scripts/picamera-root.sh scripts/picamera-test.sh pyproject.toml
