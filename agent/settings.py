@@ -90,9 +90,14 @@ class CameraSection(_Section):
     def _known_source(cls, value: str) -> str:
         if value == "picamera2" or value.startswith(("http://", "https://")):
             return value
-        if value.startswith("dir:") and len(value) > 4:
-            return value
-        raise ValueError("must be 'picamera2', an http(s):// snapshot URL, or dir:/path/to/jpegs")
+        for prefix in ("dir:", "picamera2:"):
+            if value.startswith(prefix) and len(value) > len(prefix):
+                return value
+        raise ValueError(
+            "must be 'picamera2' (the first camera), 'picamera2:N' (picamera2's camera N), "
+            "'picamera2:NAME' (the camera whose model or id contains NAME), an http(s):// snapshot URL, "
+            "or dir:/path/to/jpegs"
+        )
 
 
 class DetectionSection(_Section):

@@ -6,13 +6,5 @@
 #   scripts/boot-changed.sh [--record]     (LAYERGUARD_BOOT_CACHE: default /var/cache/layerguard-boot)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STAMPS=${LAYERGUARD_BOOT_CACHE:-/var/cache/layerguard-boot}/passed
-
-inputs=$(find config scripts Dockerfile.arm64 pyproject.toml tests/test_boot.py tests/boot_vm.py -type f -print0 |
-  sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
-if [ "${1:-}" = --record ]; then
-  mkdir -p "$STAMPS"
-  touch "$STAMPS/$inputs"
-  exit 0
-fi
-[ ! -e "$STAMPS/$inputs" ]
+exec scripts/inputs-changed.sh "${LAYERGUARD_BOOT_CACHE:-/var/cache/layerguard-boot}/passed" "$@" \
+  config scripts Dockerfile.arm64 pyproject.toml tests/test_boot.py tests/boot_vm.py

@@ -368,36 +368,71 @@ class FakeTransform:
         self.hflip, self.vflip = hflip, vflip
 
 
+# As picamera2's global_camera_info() lists a Pi 5's camera module and a USB webcam.
+PI_CAMERA = {
+    "Model": "imx708",
+    "Location": 2,
+    "Rotation": 180,
+    "Id": "/base/axi/pcie@1000120000/rp1/i2c@88000/imx708@1a",
+}
+USB_CAMERA = {
+    "Model": "HD Pro Webcam C920",
+    "Location": 2,
+    "Id": "/base/axi/pcie@1000120000/rp1/usb@200000-1:1.0-046d:082d",
+}
+
+
 class FakePicamera2:
-    """Records what the backend asks of picamera2 and writes a real JPEG: red left, blue right."""
+    """Records what the backend asks of picamera2 and writes a real JPEG: red left, blue right.
+
+    Behaves as the real library does where tests/picamera/ found out (picamera2 0.3.38 over
+    libcamera 0.7): a camera number past the list is a RuntimeError, not an IndexError;
+    configure() works on a copy and keeps libcamera's adjusted result (a size or a flip the camera
+    cannot do) in `camera_config`; capture_file(wait=seconds) raises TimeoutError."""
 
     opened: list[FakePicamera2] = []
     open_error: BaseException | None = None
-    capture_error: RuntimeError | None = None
+    capture_error: BaseException | None = None
+    cameras: list[dict[str, Any]] = [PI_CAMERA]
+    sizes: list[tuple[int, int]] | None = None  # None: any size (a Pi's ISP scales)
+    can_flip = True
 
     def __init__(self, camera_num: int = 0) -> None:
         if FakePicamera2.open_error is not None:
             raise FakePicamera2.open_error
+        if camera_num >= len(self.cameras):
+            raise RuntimeError(f"No camera number {camera_num} found - use rpicam-hello --list-cameras")
+        self.camera_num = camera_num
         self.options: dict[str, Any] = {}
         self.config: dict[str, Any] | None = None
+        self.camera_config: dict[str, Any] = {}
         self.started = self.closed = False
         FakePicamera2.opened.append(self)
+
+    @staticmethod
+    def global_camera_info() -> list[dict[str, Any]]:
+        return FakePicamera2.cameras
 
     def create_still_configuration(self, main: dict[str, Any], transform: FakeTransform) -> dict[str, Any]:
         return {"main": main, "transform": transform}
 
     def configure(self, config: dict[str, Any]) -> None:
         self.config = config
+        final = config.copy()
+        if self.sizes is not None and tuple(config["main"]["size"]) not in self.sizes:
+            config["main"]["size"] = max(self.sizes)  # the stream dict is shared, as in picamera2
+        if not self.can_flip:
+            final["transform"] = FakeTransform()
+        self.camera_config = final
 
     def start(self) -> None:
         self.started = True
 
-    def capture_file(self, file: io.BytesIO, format: str) -> None:
-        assert self.started and format == "jpeg"
+    def capture_file(self, file: io.BytesIO, format: str, wait: float) -> None:
+        assert self.started and format == "jpeg" and wait > 0
         if FakePicamera2.capture_error is not None:
             raise FakePicamera2.capture_error
-        assert self.config is not None
-        width, height = self.config["main"]["size"]
+        width, height = self.camera_config["main"]["size"]
         image = Image.new("RGB", (width, height), (0, 0, 255))
         image.paste((255, 0, 0), (0, 0, width // 2, height))
         image.save(file, format="JPEG", quality=self.options["quality"])
@@ -411,6 +446,9 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
     monkeypatch.setattr(FakePicamera2, "opened", [])
     monkeypatch.setattr(FakePicamera2, "open_error", None)
     monkeypatch.setattr(FakePicamera2, "capture_error", None)
+    monkeypatch.setattr(FakePicamera2, "cameras", [PI_CAMERA])
+    monkeypatch.setattr(FakePicamera2, "sizes", None)
+    monkeypatch.setattr(FakePicamera2, "can_flip", True)
     picamera2 = types.ModuleType("picamera2")
     picamera2.Picamera2 = FakePicamera2  # type: ignore[attr-defined]
     libcamera = types.ModuleType("libcamera")
@@ -418,6 +456,17 @@ def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> type[FakePicamera2]:
     monkeypatch.setitem(sys.modules, "picamera2", picamera2)
     monkeypatch.setitem(sys.modules, "libcamera", libcamera)
     return FakePicamera2
+
+
+def red_side(frame: bytes) -> str:
+    """Where the fake's red half ended up: left, right, top or bottom."""
+    image = Image.open(io.BytesIO(frame)).convert("RGB")
+    width, height = image.size
+    points = {"left": (5, height // 2), "right": (width - 5, height // 2), "top": (width // 2, 5)}
+    points["bottom"] = (width // 2, height - 5)
+    reds = [side for side, xy in points.items() if image.getpixel(xy)[0] > 200]  # type: ignore[index]
+    assert len(reds) == 1, reds
+    return reds[0]
 
 
 def test_picamera2_configures_size_flips_and_quality(fake_picamera2: type[FakePicamera2]) -> None:
@@ -445,12 +494,8 @@ def test_picamera2_rotation_180_is_a_double_flip(fake_picamera2: type[FakePicame
 
 def test_picamera2_rotation_90_turns_clockwise_in_software(fake_picamera2: type[FakePicamera2]) -> None:
     frame = Picamera2Camera(640, 480, rotation=90).capture()
-
-    image = Image.open(io.BytesIO(frame)).convert("RGB")
-    assert image.size == (480, 640)
-    red_top, blue_bottom = image.getpixel((240, 10)), image.getpixel((240, 630))
-    assert red_top[0] > 200 and red_top[2] < 50  # type: ignore[index]
-    assert blue_bottom[2] > 200 and blue_bottom[0] < 50  # type: ignore[index]
+    assert image_size(frame) == (480, 640)
+    assert red_side(frame) == "top"
 
 
 def test_missing_picamera2_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -478,9 +523,60 @@ def test_busy_camera_is_explained_and_retried(fake_picamera2: type[FakePicamera2
 
 
 def test_no_camera_is_explained(fake_picamera2: type[FakePicamera2]) -> None:
-    fake_picamera2.open_error = IndexError("list index out of range")
+    fake_picamera2.cameras = []
     with pytest.raises(CameraError, match="no Pi camera detected"):
         Picamera2Camera(640, 480).capture()
+
+
+@pytest.mark.parametrize(("choice", "num"), [("", 0), ("1", 1), ("c920", 1), ("IMX708", 0)])
+def test_a_camera_is_chosen_by_index_or_name(
+    fake_picamera2: type[FakePicamera2], choice: str, num: int
+) -> None:
+    fake_picamera2.cameras = [PI_CAMERA, USB_CAMERA]
+    Picamera2Camera(640, 480, choice=choice).capture()
+    assert fake_picamera2.opened[0].camera_num == num
+
+
+@pytest.mark.parametrize(("choice", "problem"), [("2", "no such camera"), ("ov5647", "no camera has")])
+def test_a_camera_not_there_is_named_with_those_that_are(
+    fake_picamera2: type[FakePicamera2], choice: str, problem: str
+) -> None:
+    fake_picamera2.cameras = [PI_CAMERA, USB_CAMERA]
+    with pytest.raises(CameraError, match=f"picamera2:{choice}: {problem}") as err:
+        Picamera2Camera(640, 480, choice=choice).capture()
+    assert "0: imx708" in str(err.value) and "1: HD Pro Webcam C920" in str(err.value)
+    assert not fake_picamera2.opened
+
+
+def test_flips_the_camera_refuses_are_done_in_software(fake_picamera2: type[FakePicamera2]) -> None:
+    fake_picamera2.can_flip = False
+    assert red_side(Picamera2Camera(640, 480).capture()) == "left"
+    assert red_side(Picamera2Camera(640, 480, hflip=True).capture()) == "right"
+    assert red_side(Picamera2Camera(640, 480, hflip=True, rotation=90).capture()) == "bottom"
+
+
+def test_a_size_the_camera_cannot_deliver_is_said_once(
+    fake_picamera2: type[FakePicamera2], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake_picamera2.sizes = [(640, 480), (1920, 1080)]
+    camera = Picamera2Camera(1280, 720)
+    with caplog.at_level(logging.WARNING):
+        assert image_size(camera.capture()) == (1920, 1080)
+        camera.capture()
+    assert [r.getMessage() for r in caplog.records] == [
+        "the camera cannot deliver camera.width x camera.height = 1280x720; it sends 1920x1080"
+    ]
+
+
+def test_a_camera_that_delivers_no_frame_is_closed_and_reopened(fake_picamera2: type[FakePicamera2]) -> None:
+    camera = Picamera2Camera(640, 480)
+    fake_picamera2.capture_error = TimeoutError()
+    with pytest.raises(CameraError, match="delivered no frame within 10 s"):
+        camera.capture()
+    assert fake_picamera2.opened[0].closed
+    fake_picamera2.capture_error = None
+    camera.capture()
+    assert len(fake_picamera2.opened) == 2
 
 
 def test_failed_capture_closes_and_reopens(fake_picamera2: type[FakePicamera2]) -> None:
@@ -505,6 +601,12 @@ def test_factory_picks_picamera2(fake_picamera2: type[FakePicamera2]) -> None:
     assert isinstance(camera.camera, Picamera2Camera)
     assert image_size(camera.capture()) == (600, 800)
     camera.close()
+
+
+def test_factory_passes_the_chosen_camera(fake_picamera2: type[FakePicamera2]) -> None:
+    fake_picamera2.cameras = [PI_CAMERA, USB_CAMERA]
+    open_camera(CameraConfig(source="picamera2:webcam")).capture()
+    assert fake_picamera2.opened[0].camera_num == 1
 
 
 def test_factory_picks_http_snapshot(streamer: str) -> None:

@@ -91,6 +91,7 @@ def test_the_first_secrets_directory_that_holds_a_secret_wins(
         ("[detection]\npause_confidence = 9", "detection.pause_confidence"),
         ('[detection]\naction = "explode"', "detection.action"),
         ('[camera]\nsource = "/dev/video0"', "camera.source"),
+        ('[camera]\nsource = "picamera2:"', "camera.source"),
         ("[camera]\nrotation = 45", "camera.rotation"),
         ("[mqtt]\nport = 70000", "mqtt.port"),
         ('[mqtt]\nhots = "typo"', "mqtt.hots"),

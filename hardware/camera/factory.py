@@ -42,11 +42,11 @@ class CameraConfig:
 
 
 def open_camera(settings: CameraConfig) -> FittedCamera:
-    """The backend for `settings.source` (picamera2, an http(s):// snapshot URL, or dir:/path),
+    """The backend for `settings.source` (picamera2[:camera], an http(s):// snapshot URL, or dir:/path),
     its frames held to `settings.max_bytes`. Raises CameraError if unusable."""
     source = settings.source
     camera: Camera
-    if source == "picamera2":
+    if source == "picamera2" or source.startswith("picamera2:"):
         camera = Picamera2Camera(
             settings.width,
             settings.height,
@@ -54,11 +54,14 @@ def open_camera(settings: CameraConfig) -> FittedCamera:
             hflip=settings.hflip,
             vflip=settings.vflip,
             jpeg_quality=settings.jpeg_quality,
+            choice=source.removeprefix("picamera2").removeprefix(":"),
         )
     elif source.startswith(("http://", "https://")):
         camera = HttpSnapshotCamera(source)
     elif source.startswith("dir:"):
         camera = FolderCamera(source.removeprefix("dir:"))
     else:
-        raise CameraError(f"camera.source {source!r} is not picamera2, an http(s):// URL or dir:/path")
+        raise CameraError(
+            f"camera.source {source!r} is not picamera2[:camera], an http(s):// URL or dir:/path"
+        )
     return FittedCamera(camera, settings.max_bytes, settings.jpeg_quality)

@@ -110,10 +110,19 @@ def fit_jpeg(data: bytes, max_bytes: int = MAX_FRAME_BYTES, quality: int = 85) -
         size = len(out)
 
 
-def rotate_jpeg(data: bytes, degrees: int, quality: int) -> bytes:
-    """Rotate a JPEG clockwise by 90, 180 or 270 degrees, for cameras that cannot do it themselves."""
+def orient_jpeg(
+    data: bytes, quality: int, hflip: bool = False, vflip: bool = False, degrees: int = 0
+) -> bytes:
+    """Flip a JPEG, then rotate it clockwise by 0, 90, 180 or 270 degrees: what a camera could not
+    do itself."""
     image, _ = _decode(data, MAX_FRAME_PIXELS)
-    return _encode(image.transpose(_CLOCKWISE[degrees]), quality)
+    if hflip:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if vflip:
+        image = image.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    if degrees:
+        image = image.transpose(_CLOCKWISE[degrees])
+    return _encode(image, quality)
 
 
 def frame_too_large(size: int | None) -> str:
