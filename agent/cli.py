@@ -9,13 +9,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.settings import ConfigError, env_warnings, load_settings, require_for_run
+from agent.settings import INSTANCE_PATTERN, ConfigError, env_warnings, load_settings, require_for_run
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
     doctor = sub.add_parser("doctor", help="check config, camera, printer, broker, API key and notify URLs")
     doctor.add_argument("--config", metavar="FILE", help=config_help)
+    which = doctor.add_mutually_exclusive_group()
+    which.add_argument(
+        "--printer",
+        metavar="NAME",
+        type=_printer_name,
+        help="the agent of layerguard@NAME (/etc/layerguard/NAME.toml)",
+    )
+    which.add_argument("--all", action="store_true", help="every agent configured in /etc/layerguard")
     health = sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)")
     health.add_argument("--config", metavar="FILE", help=config_help)
     notify = sub.add_parser("notify-test", help="send a test notification with a fresh frame to every URL")
@@ -52,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--config", metavar="FILE", help=config_help)
     report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="where to write it")
     return parser
+
+
+def _printer_name(text: str) -> str:
+    if not re.fullmatch(INSTANCE_PATTERN.strip("^$"), text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a printer's name has letters, digits, - and _ only")
+    return text
 
 
 def _positive(text: str) -> int:
@@ -82,9 +97,15 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "history":
                 return commands.history(args.config, args.json, args.limit)
             return commands.report(args.config, args.print_ref, args.out)
-        from agent.doctor import run_doctor
+        from agent import doctor
 
-        return run_doctor(args.config)
+        if args.all:
+            if args.config:
+                raise ConfigError("--all checks every config in /etc/layerguard: leave out --config")
+            return doctor.run_doctor_all()
+        if args.printer:
+            return doctor.run_doctor_printer(args.printer, args.config)
+        return doctor.run_doctor(args.config)
     except ConfigError as exc:
         print(f"layerguard: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG

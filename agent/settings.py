@@ -26,23 +26,52 @@ from pydantic_settings import (
     SettingsError,
 )
 
-DEFAULT_CONFIG_PATH = Path("/etc/layerguard/layerguard.toml")
+ETC_DIR = Path("/etc/layerguard")
+DEFAULT_CONFIG_PATH = ETC_DIR / "layerguard.toml"
+DEFAULT_STATE_DIR = Path("/var/lib/layerguard")
 ENV_PREFIX = "LAYERGUARD_"
+# One agent per printer: layerguard@<name>.service sets this to <name>, which then names the
+# default config (/etc/layerguard/<name>.toml), state dir, secrets dir and agent.printer_id.
+INSTANCE_ENV = "LAYERGUARD_INSTANCE"
+INSTANCE_PATTERN = r"^[A-Za-z0-9_-]+$"
 # Where secrets may live as one file per setting: systemd credentials, Docker/Compose secrets, local.
 SECRET_DIRS_ENV = "LAYERGUARD_SECRETS_DIR"
 DEFAULT_SECRET_DIRS = ("/etc/layerguard/secrets", "/run/secrets")
 DEFAULT_API_URL = "https://gadget-pv1-oeapi.octoeverywhere.com"
 SECRET_KEYS = frozenset({"api_key", "password", "urls"})
 # `LAYERGUARD_*` variables that are not settings: anything else without `__` is probably a typo.
-OTHER_ENV = frozenset({"LAYERGUARD_CONFIG", SECRET_DIRS_ENV})
+OTHER_ENV = frozenset({"LAYERGUARD_CONFIG", SECRET_DIRS_ENV, INSTANCE_ENV})
 
 
 class ConfigError(Exception):
     """A configuration problem, phrased for the user: it names the setting."""
 
 
+def instance_name() -> str | None:
+    """The printer instance this agent runs as (layerguard@<name>), or None for the plain service."""
+    name = os.environ.get(INSTANCE_ENV, "")
+    if not name:
+        return None
+    if not re.match(INSTANCE_PATTERN, name):
+        raise ConfigError(f"{INSTANCE_ENV}: {name!r} is not a printer name; use letters, digits, - and _")
+    return name
+
+
+def instance_config_path(name: str) -> Path:
+    return ETC_DIR / f"{name}.toml"
+
+
+def default_state_dir() -> Path:
+    """Each instance keeps its own state below the Pi's (which holds what they share)."""
+    name = instance_name()
+    return DEFAULT_STATE_DIR / name if name else DEFAULT_STATE_DIR
+
+
 def default_printer_id() -> str:
-    """The hostname, reduced to what is safe in an MQTT topic and a Home Assistant id."""
+    """The instance's name, or the hostname, reduced to what is safe in an MQTT topic and a Home
+    Assistant id."""
+    if name := instance_name():
+        return name
     slug = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-")
     return slug or "printer"
 
@@ -53,8 +82,8 @@ class _Section(BaseModel):
 
 
 class AgentSection(_Section):
-    printer_id: str = Field(default_factory=default_printer_id, pattern=r"^[A-Za-z0-9_-]+$")
-    state_dir: Path = Path("/var/lib/layerguard")
+    printer_id: str = Field(default_factory=default_printer_id, pattern=INSTANCE_PATTERN)
+    state_dir: Path = Field(default_factory=default_state_dir)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")
@@ -293,6 +322,8 @@ def secret_dirs() -> list[Path]:
     if configured:
         return [Path(p) for p in configured.split(os.pathsep) if p]
     dirs = [Path(p) for p in DEFAULT_SECRET_DIRS]
+    if name := instance_name():  # the printer's own secrets first, then the Pi's (a shared API key)
+        dirs.insert(0, ETC_DIR / name / "secrets")
     if credentials := os.environ.get("CREDENTIALS_DIRECTORY"):
         dirs.insert(0, Path(credentials))
     return dirs
@@ -335,6 +366,8 @@ def config_path(explicit: str | Path | None) -> tuple[Path, bool]:
         return Path(explicit), True
     if env := os.environ.get("LAYERGUARD_CONFIG"):
         return Path(env), True
+    if name := instance_name():
+        return instance_config_path(name), True
     return DEFAULT_CONFIG_PATH, False
 
 

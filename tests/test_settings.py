@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.settings import ConfigError, Settings, env_warnings, load_settings, require_for_run
+from agent.settings import (
+    ConfigError,
+    Settings,
+    config_path,
+    env_warnings,
+    load_settings,
+    require_for_run,
+    secret_dirs,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -303,3 +311,26 @@ def test_the_cli_exits_2_with_one_line_for_an_unknown_setting(
     lines = run_cli(config, secrets, **env)
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"layerguard: invalid configuration: {line}")
+
+
+def test_a_printer_instance_names_its_config_state_secrets_and_printer_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """layerguard@mk4.service sets LAYERGUARD_INSTANCE=mk4: the defaults follow the name, the
+    config file still wins, and the printer's own secrets come before the Pi's shared ones."""
+    monkeypatch.delenv("LAYERGUARD_SECRETS_DIR")
+    monkeypatch.setenv("LAYERGUARD_INSTANCE", "mk4")
+    s = Settings()
+    assert s.agent.printer_id == "mk4"
+    assert s.agent.state_dir == Path("/var/lib/layerguard/mk4")
+    assert secret_dirs()[:2] == [Path("/etc/layerguard/mk4/secrets"), Path("/etc/layerguard/secrets")]
+    assert config_path(None) == (Path("/etc/layerguard/mk4.toml"), True)
+    named = load_settings(write(tmp_path, '[agent]\nprinter_id = "left"\nstate_dir = "/srv/lg"\n'))
+    assert (named.agent.printer_id, named.agent.state_dir) == ("left", Path("/srv/lg"))
+    assert env_warnings(os.environ) == []
+    monkeypatch.setenv("LAYERGUARD_INSTANCE", "a/b")
+    with pytest.raises(ConfigError, match=r"^LAYERGUARD_INSTANCE: 'a/b' is not a printer name"):
+        load_settings(write(tmp_path, ""))
+    monkeypatch.delenv("LAYERGUARD_INSTANCE")
+    assert Settings().agent.state_dir == Path("/var/lib/layerguard")
+    assert config_path(None) == (Path("/etc/layerguard/layerguard.toml"), False)
