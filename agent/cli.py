@@ -1,4 +1,4 @@
-"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report.
+"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report, adapters.
 
 Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--config", metavar="FILE", help=config_help)
     history.add_argument("--json", action="store_true", help="as JSON, for scripts")
     history.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N prints (20)")
+    adapters = sub.add_parser(
+        "adapters", help="list the USB serial adapters present, with the printer.port to configure"
+    )
+    adapters.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    adapters.add_argument(
+        "--udev",
+        action="append",
+        default=[],
+        metavar="NAME=DEVICE",
+        help="print a udev rule giving DEVICE (e.g. ttyUSB0) the link /dev/layerguard-NAME; repeatable",
+    )
     report = sub.add_parser("report", help="write the timeline picture of a print as a PNG")
     report.add_argument(
         "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
@@ -91,6 +102,10 @@ def main(argv: list[str] | None = None) -> int:
             from agent.notify.command import run_notify_test
 
             return run_notify_test(args.config)
+        if args.command == "adapters":
+            from agent.adapters import run_adapters
+
+            return run_adapters(args.udev, args.json)
         if args.command in ("history", "report"):
             from agent.history import commands
 
