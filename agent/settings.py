@@ -84,7 +84,23 @@ class _Section(BaseModel):
 class AgentSection(_Section):
     printer_id: str = Field(default_factory=default_printer_id, pattern=INSTANCE_PATTERN)
     state_dir: Path = Field(default_factory=default_state_dir)
+    # What every printer's agent on this Pi shares (the month's Gadget calls). None: the plain
+    # service's state dir, i.e. state_dir itself, or for a printer instance its parent.
+    shared_state_dir: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("shared_state_dir", mode="after")
+    @classmethod
+    def _shared_default(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        state_dir = info.data.get("state_dir")
+        if value is not None or state_dir is None:
+            return value
+        return state_dir.parent if instance_name() else state_dir
+
+    @field_validator("shared_state_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -135,6 +151,9 @@ class DetectionSection(_Section):
     resume_grace_s: float = Field(120.0, ge=0, le=86400)
     # Process calls allowed per calendar month (UTC); 0 = no cap.
     monthly_budget: int = Field(0, ge=0)
+    # What the budget caps: the calls of every printer's agent on this Pi together (they share the
+    # API key and its allowance), or this printer's alone (each printer has a key of its own).
+    budget_scope: Literal["pi", "printer"] = "pi"
     # Spread the budget's remaining calls over the month, assuming this many printing hours a day;
     # 0 = inspect at the service's pace until the budget is used up.
     budget_spread_hours_per_day: float = Field(0.0, ge=0, le=24)
