@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -17,20 +15,10 @@ from agent.detection.pi_usage import PI_USAGE_FILE, PiUsage
 from agent.detection.usage import BUDGET_ERROR, UsageMeter
 from agent.detection.verdict import DetectionError
 from agent.store import JsonRecord
+from sim.counting_agents import MONTH, run_counters
 
 NOV_20 = datetime(2026, 11, 20, 12, tzinfo=UTC).timestamp()
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
-# One agent's process: count `calls` calls (up to the Pi's `limit`), print how many were counted.
-COUNTER = """
-import sys
-from pathlib import Path
-from agent.detection.pi_usage import PiUsage
-directory, printer, calls, limit = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-usage = PiUsage(directory, printer, lambda: "2026-11")
-print("ready", flush=True)
-sys.stdin.readline()  # every process starts counting at once
-print(sum(usage.add_call(limit) is not None for _ in range(calls)))
-"""
 
 
 class Clock:
@@ -51,39 +39,14 @@ def meter(directory: Path, printer: str, clock: Clock, budget: int = 0, scope: s
     )
 
 
-def run_counters(directory: Path, printers: int, calls: int, limit: int) -> list[int]:
-    """`printers` processes counting at the same moment; the calls each one counted."""
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", COUNTER, str(directory), f"printer-{n}", str(calls), str(limit)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for n in range(printers)
-    ]
-    for process in processes:
-        assert process.stdout is not None and process.stdout.readline() == "ready\n"
-    for process in processes:
-        assert process.stdin is not None
-        process.stdin.write("go\n")
-        process.stdin.flush()
-    counted = []
-    for process in processes:
-        out, _ = process.communicate(timeout=300)
-        assert process.returncode == 0
-        counted.append(int(out))
-    return counted
-
-
 def test_concurrent_agents_lose_no_call(tmp_path: Path) -> None:
-    assert run_counters(tmp_path, printers=4, calls=150, limit=0) == [150] * 4
+    assert run_counters(tmp_path, printers=4, calls=150)[0] == [150] * 4
     record = json.loads((tmp_path / PI_USAGE_FILE).read_text())
-    assert record == {"month": "2026-11", "calls": 600, "printers": {f"printer-{n}": 150 for n in range(4)}}
+    assert record == {"month": MONTH, "calls": 600, "printers": {f"printer-{n}": 150 for n in range(4)}}
 
 
 def test_concurrent_agents_never_pass_the_pis_budget(tmp_path: Path) -> None:
-    counted = run_counters(tmp_path, printers=4, calls=100, limit=250)
+    counted, _ = run_counters(tmp_path, printers=4, calls=100, limit=250)
     assert sum(counted) == 250
     record = json.loads((tmp_path / PI_USAGE_FILE).read_text())
     assert record["calls"] == 250 == sum(record["printers"].values())
