@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.settings import INSTANCE_PATTERN, ConfigError, env_warnings, load_settings, require_for_run
+from agent.settings import (
+    INSTANCE_ENV,
+    INSTANCE_PATTERN,
+    ConfigError,
+    env_warnings,
+    load_settings,
+    require_for_run,
+)
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -32,26 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"layerguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    config_help = "config file (default: $LAYERGUARD_CONFIG or /etc/layerguard/layerguard.toml)"
-    run = sub.add_parser("run", help="guard the printer (what the service runs)")
-    run.add_argument("--config", metavar="FILE", help=config_help)
+    _configured(sub.add_parser("run", help="guard the printer (what the service runs)"))
     sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
     doctor = sub.add_parser("doctor", help="check config, camera, printer, broker, API key and notify URLs")
-    doctor.add_argument("--config", metavar="FILE", help=config_help)
-    which = doctor.add_mutually_exclusive_group()
-    which.add_argument(
-        "--printer",
-        metavar="NAME",
-        type=_printer_name,
-        help="the agent of layerguard@NAME (/etc/layerguard/NAME.toml)",
+    _configured(doctor).add_argument(
+        "--all", action="store_true", help="every agent configured in /etc/layerguard, one after the other"
     )
-    which.add_argument("--all", action="store_true", help="every agent configured in /etc/layerguard")
-    health = sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)")
-    health.add_argument("--config", metavar="FILE", help=config_help)
-    notify = sub.add_parser("notify-test", help="send a test notification with a fresh frame to every URL")
-    notify.add_argument("--config", metavar="FILE", help=config_help)
-    history = sub.add_parser("history", help="list the prints, newest first")
-    history.add_argument("--config", metavar="FILE", help=config_help)
+    _configured(sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)"))
+    _configured(
+        sub.add_parser("notify-test", help="send a test notification with a fresh frame to every URL")
+    )
+    history = _configured(sub.add_parser("history", help="list the prints, newest first"))
     history.add_argument("--json", action="store_true", help="as JSON, for scripts")
     history.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N prints (20)")
     adapters = sub.add_parser(
@@ -69,9 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
     )
-    report.add_argument("--config", metavar="FILE", help=config_help)
+    _configured(report)
     report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="where to write it")
     return parser
+
+
+def _configured(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--config, and --printer for one of several printers' agents on this Pi."""
+    command.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $LAYERGUARD_CONFIG, /etc/layerguard/NAME.toml with --printer, "
+        "or /etc/layerguard/layerguard.toml)",
+    )
+    command.add_argument(
+        "--printer",
+        metavar="NAME",
+        type=_printer_name,
+        help="as the agent of layerguard@NAME.service: its config, state dir, secrets and printer_id",
+    )
+    return command
 
 
 def _printer_name(text: str) -> str:
@@ -89,6 +104,8 @@ def _positive(text: str) -> int:
 # Heavy modules are imported per command, so that `layerguard --help` answers at once on a Pi Zero.
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "printer", None):
+        os.environ[INSTANCE_ENV] = args.printer  # its defaults follow, as under its unit
     try:
         if args.command == "run":
             return run(args.config)
@@ -115,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         from agent import doctor
 
         if args.all:
-            if args.config:
-                raise ConfigError("--all checks every config in /etc/layerguard: leave out --config")
+            if args.config or args.printer:
+                raise ConfigError(
+                    "--all checks every config in /etc/layerguard: leave out --config and --printer"
+                )
             return doctor.run_doctor_all()
-        if args.printer:
-            return doctor.run_doctor_printer(args.printer, args.config)
         return doctor.run_doctor(args.config)
     except ConfigError as exc:
         print(f"layerguard: invalid configuration: {exc}", file=sys.stderr)

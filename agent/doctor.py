@@ -80,13 +80,6 @@ def run_doctor(config: str | None) -> int:
     return 1 if failed else 0
 
 
-def run_doctor_printer(name: str, config: str | None = None) -> int:
-    """Checks the agent of layerguard@<name>.service, as it runs: its config (by default
-    /etc/layerguard/<name>.toml), state dir, secrets and printer_id."""
-    with _as_instance(name):
-        return run_doctor(config or str(ETC_DIR / f"{name}.toml"))
-
-
 def run_doctor_all(etc_dir: Path = ETC_DIR) -> int:
     """Checks every agent configured on this Pi, one block each: the plain service's
     layerguard.toml and each printer's <name>.toml; then that no two share a port or a name."""

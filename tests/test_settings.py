@@ -334,3 +334,26 @@ def test_a_printer_instance_names_its_config_state_secrets_and_printer_id(
     monkeypatch.delenv("LAYERGUARD_INSTANCE")
     assert Settings().agent.state_dir == Path("/var/lib/layerguard")
     assert config_path(None) == (Path("/etc/layerguard/layerguard.toml"), False)
+
+
+def test_every_command_can_act_as_one_printers_agent(tmp_path: Path) -> None:
+    """`--printer NAME` reads what layerguard@NAME reads: /etc/layerguard/NAME.toml unless --config,
+    and its state dir (here: a health check finds no agent has run there)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_")}
+    env["LAYERGUARD_SECRETS_DIR"] = str(tmp_path / "no-secrets")
+
+    def layerguard(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "agent", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+
+    empty = write(tmp_path, "")
+    health = layerguard("health", "--printer", "zz-left", "--config", str(empty))
+    assert health.returncode == 1
+    assert health.stdout.startswith("unhealthy: /var/lib/layerguard/zz-left/health.json: ")
+    missing = layerguard("history", "--printer", "zz-left")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "layerguard: invalid configuration: /etc/layerguard/zz-left.toml: config file not found",
+    )
+    bad = layerguard("doctor", "--printer", "../etc")
+    assert bad.returncode == 2 and "a printer's name has letters, digits, - and _ only" in bad.stderr
