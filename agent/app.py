@@ -44,8 +44,9 @@ class Agent:
         self.outputs = Outputs(sinks or ())  # MQTT, notifications, history: one stream
         self.tracker = PrintTracker()
         self.state = AgentState(
-            api_calls_month=detector.usage.calls, api_calls_budget=detector.usage.budget or None
+            api_calls_budget=detector.usage.budget or None, api_calls_budget_scope=detector.usage.scope
         )
+        self._count_calls()
         self.heartbeat = Heartbeat()  # read by agent.health.supervise for the watchdog
         self.guard = Guard(settings.detection.action, settings.detection.resume_grace_s)
         self._session: InspectionSession | None = None
@@ -182,7 +183,7 @@ class Agent:
         s.last_inspection, s.next_inspection = iso_now(), to_iso(next_at)
         self.heartbeat.scheduled(next_at)
         s.detection = s.camera = "ok"
-        s.api_calls_month = self.detector.usage.calls
+        self._count_calls()
         self._camera_trouble.recovered()
         self._detection_trouble.recovered()
         log.info(
@@ -221,9 +222,13 @@ class Agent:
         if decision.pause:
             await self._pause(by="agent", score=verdict.score)
 
+    def _count_calls(self) -> None:
+        usage = self.detector.usage
+        self.state.api_calls_month, self.state.api_calls_month_pi = usage.calls, usage.pi_calls
+
     def _on_failure(self, exc: DetectionError | CameraError, next_at: float | None) -> None:
         self.state.next_inspection = to_iso(next_at)
-        self.state.api_calls_month = self.detector.usage.calls
+        self._count_calls()
         if next_at is None or (isinstance(exc, DetectionError) and exc.stopped):
             self.heartbeat.finished()
         else:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from agent.app import Agent
 from agent.camera import open_camera
 from agent.detection.client import GadgetClient
+from agent.detection.pi_usage import PiUsage
 from agent.detection.timing import DetectionTiming
 from agent.detection.usage import UsageMeter
 from agent.history.sink import HistorySink
@@ -35,6 +38,8 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
             JsonRecord(state_dir / USAGE_FILE),
             budget=detection.monthly_budget,
             spread_hours_per_day=detection.budget_spread_hours_per_day,
+            pi=partial(PiUsage, settings.agent.shared_state_dir or state_dir, settings.agent.printer_id),
+            scope=detection.budget_scope,
         ),
         context_record=JsonRecord(state_dir / CONTEXT_FILE),
     )

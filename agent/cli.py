@@ -1,4 +1,4 @@
-"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report.
+"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report, adapters.
 
 Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
@@ -9,13 +9,21 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent import __version__
-from agent.settings import ConfigError, env_warnings, load_settings, require_for_run
+from agent.settings import (
+    INSTANCE_ENV,
+    INSTANCE_PATTERN,
+    ConfigError,
+    env_warnings,
+    load_settings,
+    require_for_run,
+)
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -31,27 +39,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"layerguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    config_help = "config file (default: $LAYERGUARD_CONFIG or /etc/layerguard/layerguard.toml)"
-    run = sub.add_parser("run", help="guard the printer (what the service runs)")
-    run.add_argument("--config", metavar="FILE", help=config_help)
+    _configured(sub.add_parser("run", help="guard the printer (what the service runs)"))
     sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
     doctor = sub.add_parser("doctor", help="check config, camera, printer, broker, API key and notify URLs")
-    doctor.add_argument("--config", metavar="FILE", help=config_help)
-    health = sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)")
-    health.add_argument("--config", metavar="FILE", help=config_help)
-    notify = sub.add_parser("notify-test", help="send a test notification with a fresh frame to every URL")
-    notify.add_argument("--config", metavar="FILE", help=config_help)
-    history = sub.add_parser("history", help="list the prints, newest first")
-    history.add_argument("--config", metavar="FILE", help=config_help)
+    _configured(doctor).add_argument(
+        "--all", action="store_true", help="every agent configured in /etc/layerguard, one after the other"
+    )
+    _configured(sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)"))
+    _configured(
+        sub.add_parser("notify-test", help="send a test notification with a fresh frame to every URL")
+    )
+    history = _configured(sub.add_parser("history", help="list the prints, newest first"))
     history.add_argument("--json", action="store_true", help="as JSON, for scripts")
     history.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N prints (20)")
+    adapters = sub.add_parser(
+        "adapters", help="list the USB serial adapters present, with the printer.port to configure"
+    )
+    adapters.add_argument("--json", action="store_true", help="as JSON, for scripts")
+    adapters.add_argument(
+        "--udev",
+        action="append",
+        default=[],
+        metavar="NAME=DEVICE",
+        help="print a udev rule giving DEVICE (e.g. ttyUSB0) the link /dev/layerguard-NAME; repeatable",
+    )
     report = sub.add_parser("report", help="write the timeline picture of a print as a PNG")
     report.add_argument(
         "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
     )
-    report.add_argument("--config", metavar="FILE", help=config_help)
+    _configured(report)
     report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="where to write it")
     return parser
+
+
+def _configured(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """--config, and --printer for one of several printers' agents on this Pi."""
+    command.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $LAYERGUARD_CONFIG, /etc/layerguard/NAME.toml with --printer, "
+        "or /etc/layerguard/layerguard.toml)",
+    )
+    command.add_argument(
+        "--printer",
+        metavar="NAME",
+        type=_printer_name,
+        help="as the agent of layerguard@NAME.service: its config, state dir, secrets and printer_id",
+    )
+    return command
+
+
+def _printer_name(text: str) -> str:
+    if not re.fullmatch(INSTANCE_PATTERN.strip("^$"), text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a printer's name has letters, digits, - and _ only")
+    return text
 
 
 def _positive(text: str) -> int:
@@ -63,6 +104,8 @@ def _positive(text: str) -> int:
 # Heavy modules are imported per command, so that `layerguard --help` answers at once on a Pi Zero.
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "printer", None):
+        os.environ[INSTANCE_ENV] = args.printer  # its defaults follow, as under its unit
     try:
         if args.command == "run":
             return run(args.config)
@@ -76,15 +119,25 @@ def main(argv: list[str] | None = None) -> int:
             from agent.notify.command import run_notify_test
 
             return run_notify_test(args.config)
+        if args.command == "adapters":
+            from agent.adapters import run_adapters
+
+            return run_adapters(args.udev, args.json)
         if args.command in ("history", "report"):
             from agent.history import commands
 
             if args.command == "history":
                 return commands.history(args.config, args.json, args.limit)
             return commands.report(args.config, args.print_ref, args.out)
-        from agent.doctor import run_doctor
+        from agent import doctor
 
-        return run_doctor(args.config)
+        if args.all:
+            if args.config or args.printer:
+                raise ConfigError(
+                    "--all checks every config in /etc/layerguard: leave out --config and --printer"
+                )
+            return doctor.run_doctor_all()
+        return doctor.run_doctor(args.config)
     except ConfigError as exc:
         print(f"layerguard: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_CONFIG

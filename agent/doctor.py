@@ -10,13 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from agent.detection.timing import DEFAULT_TIMING
-from agent.settings import ConfigError, Settings, config_path, env_warnings, load_settings
+from agent.settings import (
+    DEFAULT_CONFIG_PATH,
+    ETC_DIR,
+    INSTANCE_ENV,
+    INSTANCE_PATTERN,
+    ConfigError,
+    Settings,
+    config_path,
+    env_warnings,
+    load_settings,
+)
 
 Check = Callable[[Settings], str]
 SERIAL_TIMEOUT_S = 15.0  # a board reset by the open takes a few seconds before it answers
@@ -66,6 +78,75 @@ def run_doctor(config: str | None) -> int:
         else:
             _line("ok", name, detail)
     return 1 if failed else 0
+
+
+def run_doctor_all(etc_dir: Path = ETC_DIR) -> int:
+    """Checks every agent configured on this Pi, one block each: the plain service's
+    layerguard.toml and each printer's <name>.toml; then that no two share a port or a name."""
+    configs = printer_configs(etc_dir)
+    if not configs:
+        _line("FAIL", "config", f"no layerguard.toml and no <printer>.toml in {etc_dir}")
+        return 1
+    worst = 0
+    seen: dict[str, list[tuple[str, str]]] = {"printer.port": [], "agent.printer_id": []}
+    for name, path in configs:
+        print(f"== {_unit(name)}: {path}", flush=True)
+        with _as_instance(name):
+            worst = max(worst, run_doctor(str(path)))
+            try:
+                settings = load_settings(path)
+            except ConfigError:
+                continue  # already said by run_doctor
+        seen["printer.port"].append((_unit(name), os.path.realpath(settings.printer.port)))
+        seen["agent.printer_id"].append((_unit(name), settings.agent.printer_id))
+    print("== this Pi", flush=True)
+    shared = 0
+    for setting, values in seen.items():
+        for value in sorted({v for _, v in values}):
+            units = [unit for unit, v in values if v == value]
+            if len(units) > 1:
+                shared += 1
+                _line(
+                    "FAIL", setting, f"{value} is used by {' and '.join(units)}: each printer needs its own"
+                )
+    if not shared:
+        _line("ok", "printers", f"{len(configs)} configured, each with its own port and printer_id")
+    return max(worst, 1 if shared else 0)
+
+
+def printer_configs(etc_dir: Path) -> list[tuple[str | None, Path]]:
+    """The plain service's config (name None) and each printer instance's, by name."""
+    found: list[tuple[str | None, Path]] = []
+    plain = etc_dir / DEFAULT_CONFIG_PATH.name
+    if plain.is_file():
+        found.append((None, plain))
+    for path in sorted(etc_dir.glob("*.toml")):
+        if path != plain and re.match(INSTANCE_PATTERN, path.stem):
+            found.append((path.stem, path))
+    return found
+
+
+def _unit(name: str | None) -> str:
+    return f"layerguard@{name}" if name else "layerguard"
+
+
+@contextmanager
+def _as_instance(name: str | None) -> Iterator[None]:
+    """Settings read as the instance's agent reads them (its defaults follow its name)."""
+    saved = {key: os.environ.get(key) for key in (INSTANCE_ENV, "LAYERGUARD_CONFIG")}
+    os.environ.pop("LAYERGUARD_CONFIG", None)
+    if name:
+        os.environ[INSTANCE_ENV] = name
+    else:
+        os.environ.pop(INSTANCE_ENV, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _line(verdict: str, name: str, text: str) -> None:

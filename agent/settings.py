@@ -26,23 +26,52 @@ from pydantic_settings import (
     SettingsError,
 )
 
-DEFAULT_CONFIG_PATH = Path("/etc/layerguard/layerguard.toml")
+ETC_DIR = Path("/etc/layerguard")
+DEFAULT_CONFIG_PATH = ETC_DIR / "layerguard.toml"
+DEFAULT_STATE_DIR = Path("/var/lib/layerguard")
 ENV_PREFIX = "LAYERGUARD_"
+# One agent per printer: layerguard@<name>.service sets this to <name>, which then names the
+# default config (/etc/layerguard/<name>.toml), state dir, secrets dir and agent.printer_id.
+INSTANCE_ENV = "LAYERGUARD_INSTANCE"
+INSTANCE_PATTERN = r"^[A-Za-z0-9_-]+$"
 # Where secrets may live as one file per setting: systemd credentials, Docker/Compose secrets, local.
 SECRET_DIRS_ENV = "LAYERGUARD_SECRETS_DIR"
 DEFAULT_SECRET_DIRS = ("/etc/layerguard/secrets", "/run/secrets")
 DEFAULT_API_URL = "https://gadget-pv1-oeapi.octoeverywhere.com"
 SECRET_KEYS = frozenset({"api_key", "password", "urls"})
 # `LAYERGUARD_*` variables that are not settings: anything else without `__` is probably a typo.
-OTHER_ENV = frozenset({"LAYERGUARD_CONFIG", SECRET_DIRS_ENV})
+OTHER_ENV = frozenset({"LAYERGUARD_CONFIG", SECRET_DIRS_ENV, INSTANCE_ENV})
 
 
 class ConfigError(Exception):
     """A configuration problem, phrased for the user: it names the setting."""
 
 
+def instance_name() -> str | None:
+    """The printer instance this agent runs as (layerguard@<name>), or None for the plain service."""
+    name = os.environ.get(INSTANCE_ENV, "")
+    if not name:
+        return None
+    if not re.match(INSTANCE_PATTERN, name):
+        raise ConfigError(f"{INSTANCE_ENV}: {name!r} is not a printer name; use letters, digits, - and _")
+    return name
+
+
+def instance_config_path(name: str) -> Path:
+    return ETC_DIR / f"{name}.toml"
+
+
+def default_state_dir() -> Path:
+    """Each instance keeps its own state below the Pi's (which holds what they share)."""
+    name = instance_name()
+    return DEFAULT_STATE_DIR / name if name else DEFAULT_STATE_DIR
+
+
 def default_printer_id() -> str:
-    """The hostname, reduced to what is safe in an MQTT topic and a Home Assistant id."""
+    """The instance's name, or the hostname, reduced to what is safe in an MQTT topic and a Home
+    Assistant id."""
+    if name := instance_name():
+        return name
     slug = re.sub(r"[^a-z0-9_-]+", "-", socket.gethostname().lower()).strip("-")
     return slug or "printer"
 
@@ -53,9 +82,25 @@ class _Section(BaseModel):
 
 
 class AgentSection(_Section):
-    printer_id: str = Field(default_factory=default_printer_id, pattern=r"^[A-Za-z0-9_-]+$")
-    state_dir: Path = Path("/var/lib/layerguard")
+    printer_id: str = Field(default_factory=default_printer_id, pattern=INSTANCE_PATTERN)
+    state_dir: Path = Field(default_factory=default_state_dir)
+    # What every printer's agent on this Pi shares (the month's Gadget calls). None: the plain
+    # service's state dir, i.e. state_dir itself, or for a printer instance its parent.
+    shared_state_dir: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("shared_state_dir", mode="after")
+    @classmethod
+    def _shared_default(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        state_dir = info.data.get("state_dir")
+        if value is not None or state_dir is None:
+            return value
+        return state_dir.parent if instance_name() else state_dir
+
+    @field_validator("shared_state_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -111,6 +156,9 @@ class DetectionSection(_Section):
     resume_grace_s: float = Field(120.0, ge=0, le=86400)
     # Process calls allowed per calendar month (UTC); 0 = no cap.
     monthly_budget: int = Field(0, ge=0)
+    # What the budget caps: the calls of every printer's agent on this Pi together (they share the
+    # API key and its allowance), or this printer's alone (each printer has a key of its own).
+    budget_scope: Literal["pi", "printer"] = "pi"
     # Spread the budget's remaining calls over the month, assuming this many printing hours a day;
     # 0 = inspect at the service's pace until the budget is used up.
     budget_spread_hours_per_day: float = Field(0.0, ge=0, le=24)
@@ -298,6 +346,8 @@ def secret_dirs() -> list[Path]:
     if configured:
         return [Path(p) for p in configured.split(os.pathsep) if p]
     dirs = [Path(p) for p in DEFAULT_SECRET_DIRS]
+    if name := instance_name():  # the printer's own secrets first, then the Pi's (a shared API key)
+        dirs.insert(0, ETC_DIR / name / "secrets")
     if credentials := os.environ.get("CREDENTIALS_DIRECTORY"):
         dirs.insert(0, Path(credentials))
     return dirs
@@ -340,6 +390,8 @@ def config_path(explicit: str | Path | None) -> tuple[Path, bool]:
         return Path(explicit), True
     if env := os.environ.get("LAYERGUARD_CONFIG"):
         return Path(env), True
+    if name := instance_name():
+        return instance_config_path(name), True
     return DEFAULT_CONFIG_PATH, False
 
 

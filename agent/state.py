@@ -38,6 +38,8 @@ class AgentState:
     pause_failed: bool = False  # LayerGuard's last pause was not confirmed (cleared by the next change)
     api_calls_month: int = 0  # Gadget Process calls this calendar month (UTC)
     api_calls_budget: int | None = None  # detection.monthly_budget, None when uncapped
+    api_calls_month_pi: int = 0  # ... of every printer's agent on this Pi together
+    api_calls_budget_scope: str = "pi"  # detection.budget_scope: whose calls the budget caps (pi, printer)
     notify: str = "off"  # off (no notify.urls), ok, error: <service>: the last notification to it was lost
 
     def as_payload(self) -> dict[str, Any]:

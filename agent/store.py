@@ -36,8 +36,9 @@ class JsonRecord:
             return None
         return value
 
-    def save(self, value: dict[str, Any]) -> None:
-        """Replace the record; an OSError (full disk, read-only card) is logged, not raised."""
+    def save(self, value: dict[str, Any], *, raise_errors: bool = False) -> None:
+        """Replace the record; an OSError (full disk, read-only card) is logged, not raised,
+        unless the caller must know (a count shared with other agents)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, partial = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
@@ -52,6 +53,8 @@ class JsonRecord:
                 raise
             _fsync_dir(self.path.parent)
         except OSError as exc:
+            if raise_errors:
+                raise
             log.warning("Cannot write %s: %s", self.path, exc)
 
     def delete(self) -> None:

@@ -7,6 +7,9 @@ no farm has. Here the N processes share two cores, so the figures are an upper b
 contention does to the schedule. Prints start spread over one interval, as on a farm where they
 start whenever someone presses the button; a window is missed when a Process call comes a whole
 interval or more later than the service allowed.
+
+`one_pi`: the same agents as the printers of one Pi (layerguard@<name>): one shared call count,
+whose total must equal the sum of the agents' own counts; RSS per agent says what each costs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
+from agent.assembly import USAGE_FILE
+from agent.detection.pi_usage import PI_USAGE_FILE
+from agent.store import JsonRecord
 from bench import procstat
 from bench.launch import API_KEY, AgentProcess, state_is, write_camera_frames
 from bench.report import Goal, Row
@@ -31,9 +37,13 @@ INTERVAL_S = 5
 NONE_MISSED = Goal("none", lambda median, low, high: high == 0)
 
 
-def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
+def measure(broker: MosquittoBroker, agents: int, window_s: float, one_pi: bool = False) -> list[Row]:
+    label = f"{agents} printers on one Pi" if one_pi else f"{agents} agents"
+    counts: list[int] = []  # one Pi: its shared count, then each agent's own, once all stopped
+    processes: list[AgentProcess] = []
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="layerguard-bench-")))
+        stack.callback(lambda: counts.extend(_calls(tmp / "pi" / PI_USAGE_FILE, processes)))
         service = stack.enter_context(GadgetStandIn(api_key=API_KEY, interval=INTERVAL_S))
         probe = MqttProbe(broker.host, broker.port)
         stack.callback(probe.close)
@@ -45,7 +55,6 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
             )
             for _ in range(agents)
         ]
-        processes = []
         for index, printer in enumerate(printers):
             agent = AgentProcess(
                 tmp / f"agent{index}",
@@ -54,6 +63,7 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
                 camera=f"dir:{frames}",
                 api_url=service.base_url,
                 broker=broker,
+                shared_state_dir=tmp / "pi" if one_pi else None,
             )
             stack.callback(agent.stop)
             processes.append(agent)
@@ -78,9 +88,10 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
     kib_s = sum(len(m.payload) for m in messages) / elapsed / 1024
     missed = sum(1 for s in slack if s >= INTERVAL_S)
     cpu = [procstat.cpu_percent(b, a, elapsed) for b, a in zip(before, after, strict=True)]
-    return [
+    rss = [sample.rss_mb for sample in after]
+    rows = [
         Row(
-            f"{agents} agents: broker messages/s",
+            f"{label}: broker messages/s",
             "msg/s",
             rates,
             note=f"per second of a {window_s:g} s window: mean {len(messages) / elapsed:.1f} msg/s, "
@@ -88,22 +99,47 @@ def measure(broker: MosquittoBroker, agents: int, window_s: float) -> list[Row]:
             digits=0,
         ),
         Row(
-            f"{agents} agents: schedule slack",
+            f"{label}: schedule slack",
             "ms",
             [1000 * s for s in slack],
             note=f"all agents, {INTERVAL_S} s interval; below 0: the previous call reached the stand-in late",
             digits=0,
         ),
         Row(
-            f"{agents} agents: missed inspection windows",
+            f"{label}: missed inspection windows",
             "",
             [float(missed)],
             NONE_MISSED,
             f"of {len(slack)} gaps between Process calls",
             digits=0,
         ),
-        Row(f"{agents} agents: CPU per agent", "% core", cpu, note=f"{INTERVAL_S} s interval", digits=2),
+        Row(f"{label}: CPU per agent", "% core", cpu, note=f"{INTERVAL_S} s interval", digits=2),
+        Row(
+            f"{label}: RSS per agent",
+            "MB",
+            rss,
+            note=f"all agents: {sum(rss):.0f} MB RSS, {sum(cpu):.1f} % of one core",
+        ),
     ]
+    if one_pi:
+        shared, own = counts[0], counts[1:]
+        rows.append(
+            Row(
+                f"{label}: shared call count minus the sum of their own",
+                "",
+                [float(shared - sum(own))],
+                NONE_MISSED,
+                f"the Pi's count {shared}, the agents' own {' + '.join(map(str, own))}",
+                digits=0,
+            )
+        )
+    return rows
+
+
+def _calls(pi_file: Path, agents: list[AgentProcess]) -> list[int]:
+    """The Pi's shared count, then each agent's own (its gadget-usage.json)."""
+    records = [JsonRecord(pi_file), *(JsonRecord(agent.state_dir / USAGE_FILE) for agent in agents)]
+    return [int((record.load() or {}).get("calls", 0)) for record in records]
 
 
 def _wait_first_calls(service: GadgetStandIn, agents: int, timeout_s: float) -> None:

@@ -110,12 +110,16 @@ class AgentProcess:
         broker: MosquittoBroker,
         notify_socket: Path | None = None,
         notify_urls: tuple[str, ...] = (),
+        shared_state_dir: Path | None = None,
     ) -> None:
+        """`shared_state_dir`: agents given the same one are printers of one Pi (one call count)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.printer_id = printer_id
+        self.state_dir = directory / "state"
         self.config = directory / "layerguard.toml"
+        shared = f'shared_state_dir = "{shared_state_dir}"\n' if shared_state_dir else ""
         self.config.write_text(
-            f'[agent]\nprinter_id = "{printer_id}"\nstate_dir = "{directory / "state"}"\n'
+            f'[agent]\nprinter_id = "{printer_id}"\nstate_dir = "{self.state_dir}"\n{shared}'
             f'[printer]\nport = "{printer_port}"\n'
             f'[camera]\nsource = "{camera}"\n'
             f'[detection]\napi_url = "{api_url}"\n'

@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fleet, footprint, history, hostile, octoprint, reaction, startup, upload
+from bench import fleet, footprint, history, hostile, octoprint, pi_count, reaction, startup, upload
 from bench.procstat import Window
 from bench.report import Row, Skipped, render
 from sim.broker import MosquittoBroker, MosquittoNotFound
 
-FIGURES = ("upload", "startup", "reaction", "footprint", "hostile", "octoprint", "fleet", "history")
+FIGURES = ("upload", "startup", "reaction", "footprint", "hostile", "octoprint", "fleet", "pi", "history")
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
 
@@ -35,13 +35,27 @@ class Plan:
     octoprint_window_s: float
     fleet_sizes: tuple[int, ...]
     fleet_window_s: float
+    pi_sizes: tuple[int, ...]  # printers on one Pi
+    pi_count_calls: int  # per agent, all at once
     hostile_drip: bool  # the slow answer takes the whole 30 s deadline
     history_hours: int  # of simulated monitoring
     renders: int  # of the report worker, after one that builds the font cache
 
 
-FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, True, 4, 5)
-QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, False, 1, 1)
+FULL = Plan(
+    5,
+    7,
+    footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20),
+    20,
+    (10, 50),
+    30,
+    (1, 2, 4),
+    500,
+    True,
+    4,
+    5,
+)
+QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, (2,), 50, False, 1, 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,6 +137,15 @@ def _fleet(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return rows
 
 
+def _pi(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    """Several printers on one Pi: each agent's footprint, and their shared call count."""
+    rows: list[Row | Skipped] = []
+    for printers in plan.pi_sizes:
+        with MosquittoBroker() as broker:
+            rows += fleet.measure(broker, printers, plan.fleet_window_s, one_pi=True)
+    return rows + pi_count.measure((*plan.pi_sizes, 8), plan.pi_count_calls)
+
+
 def _history(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(history.measure(plan.history_hours, plan.renders))
 
@@ -135,6 +158,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "hostile": _hostile,
     "octoprint": _octoprint,
     "fleet": _fleet,
+    "pi": _pi,
     "history": _history,
 }
 

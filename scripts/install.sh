@@ -4,11 +4,16 @@
 # /etc/layerguard (an existing one is kept), the udev rule and the unit, enabled and started.
 # Safe to run again: that is also how to upgrade.
 #
-#   sudo scripts/install.sh [--config FILE] [--wheelhouse DIR] [--no-start]
+#   sudo scripts/install.sh [--config FILE] [--printer NAME]... [--wheelhouse DIR] [--no-start]
 #   sudo scripts/install.sh --uninstall [--purge]
 #
 #   --config FILE     install FILE as /etc/layerguard/layerguard.toml (the old one is kept as .bak);
 #                     without it an existing config is left alone and a new install gets the default
+#   --printer NAME    several printers on this Pi: one agent per printer, layerguard@NAME.service,
+#                     configured in /etc/layerguard/NAME.toml (kept if there, else the default; with
+#                     one --printer, --config FILE installs FILE there), secrets in
+#                     /etc/layerguard/NAME/secrets (the Pi's /etc/layerguard/secrets are read too).
+#                     Repeat it for each printer; the plain layerguard.service is then not enabled.
 #   --wheelhouse DIR  install LayerGuard and its dependencies from DIR (scripts/make-wheelhouse.sh),
 #                     without the network; default: wheelhouse/ next to scripts/ when it is there
 #   --no-start        enable the service but do not (re)start it now
@@ -22,6 +27,7 @@ VENV=$PREFIX/venv
 ETC=/etc/layerguard
 STATE=/var/lib/layerguard
 UNIT=/etc/systemd/system/layerguard.service
+TEMPLATE=/etc/systemd/system/layerguard@.service
 RULE_NAME=99-layerguard-printer.rules
 RULE=/etc/udev/rules.d/$RULE_NAME
 LINK=/usr/local/bin/layerguard
@@ -41,6 +47,7 @@ wheelhouse=""
 start=1
 uninstall=0
 purge=0
+printers=()
 while [ $# -gt 0 ]; do
   case "$1" in
   --config)
@@ -53,11 +60,18 @@ while [ $# -gt 0 ]; do
     wheelhouse=$2
     shift
     ;;
+  --printer)
+    [ $# -ge 2 ] || die "--printer needs a name"
+    [[ $2 =~ ^[A-Za-z0-9_-]+$ ]] || die "--printer $2: use letters, digits, - and _ (it names the service, config and MQTT topics)"
+    [ "$2" != "$NAME" ] || die "--printer $2: that name is the Pi's own config (/etc/layerguard/$NAME.toml); choose another"
+    printers+=("$2")
+    shift
+    ;;
   --no-start) start=0 ;;
   --uninstall) uninstall=1 ;;
   --purge) purge=1 ;;
   -h | --help)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
     exit 0
     ;;
   *) die "unknown option $1 (see --help)" ;;
@@ -69,6 +83,7 @@ done
 [ "$purge" = 0 ] || [ "$uninstall" = 1 ] || die "--purge goes with --uninstall"
 [ -z "$wheelhouse" ] || [ -d "$wheelhouse" ] || die "--wheelhouse $wheelhouse: no such folder"
 [ -n "$wheelhouse" ] || [ ! -d "$SRC/wheelhouse" ] || wheelhouse=$SRC/wheelhouse
+[ -z "$config" ] || [ ${#printers[@]} -le 1 ] || die "--config goes with one --printer at most (one config per printer)"
 
 # systemd and udev are running (a booted system), or not (a chroot or an image being built).
 booted() { [ -d /run/systemd/system ]; }
@@ -150,22 +165,40 @@ install_from_wheelhouse() {
 }
 
 install_config() {
+  local printer
   install -d -m 0755 "$ETC"
-  install -d -o root -g "$NAME" -m 0750 "$ETC/secrets"
-  # Secret files (say, written by cloud-init as root) must be readable by the agent's group.
-  find "$ETC/secrets" -maxdepth 1 -type f -exec chown root:"$NAME" {} + -exec chmod 0640 {} +
+  install_secrets "$ETC/secrets"
+  if [ ${#printers[@]} -eq 0 ]; then
+    install_config_file "$ETC/layerguard.toml"
+    return
+  fi
+  for printer in "${printers[@]}"; do
+    install_secrets "$ETC/$printer/secrets"
+    install_config_file "$ETC/$printer.toml"
+  done
+}
+
+# Secret files (say, written by cloud-init as root) must be readable by the agent's group.
+install_secrets() {
+  install -d -m 0755 "$(dirname "$1")"
+  install -d -o root -g "$NAME" -m 0750 "$1"
+  find "$1" -maxdepth 1 -type f -exec chown root:"$NAME" {} + -exec chmod 0640 {} +
+}
+
+install_config_file() {
+  local target=$1
   if [ -n "$config" ]; then
-    [ ! -f "$ETC/layerguard.toml" ] || cp -p "$ETC/layerguard.toml" "$ETC/layerguard.toml.bak"
-    install -o root -g "$NAME" -m 0640 "$config" "$ETC/layerguard.toml"
-    say "installed $config as $ETC/layerguard.toml"
-  elif [ -f "$ETC/layerguard.toml" ]; then
+    [ ! -f "$target" ] || cp -p "$target" "$target.bak"
+    install -o root -g "$NAME" -m 0640 "$config" "$target"
+    say "installed $config as $target"
+  elif [ -f "$target" ]; then
     # Written by someone else (cloud-init's write_files: root:root): the agent must read it.
-    chown root:"$NAME" "$ETC/layerguard.toml"
-    chmod 0640 "$ETC/layerguard.toml"
-    say "keeping your $ETC/layerguard.toml"
+    chown root:"$NAME" "$target"
+    chmod 0640 "$target"
+    say "keeping your $target"
   else
-    install -o root -g "$NAME" -m 0640 "$SRC/config/layerguard.toml" "$ETC/layerguard.toml"
-    say "installed the default $ETC/layerguard.toml: set printer.port in it"
+    install -o root -g "$NAME" -m 0640 "$SRC/config/layerguard.toml" "$target"
+    say "installed the default $target: set printer.port in it"
   fi
 }
 
@@ -182,22 +215,45 @@ install_udev_rule() {
 }
 
 install_unit() {
+  local services=("$NAME.service") printer
   install -m 0644 "$SRC/config/layerguard.service" "$UNIT"
+  install -m 0644 "$SRC/config/layerguard@.service" "$TEMPLATE"
+  if [ ${#printers[@]} -gt 0 ]; then
+    services=()
+    for printer in "${printers[@]}"; do services+=("$NAME@$printer.service"); done
+    ! systemctl is-enabled --quiet "$NAME.service" 2>/dev/null ||
+      say "$NAME.service (/etc/layerguard/layerguard.toml) stays enabled: if one of the printers above is its printer, systemctl disable --now $NAME"
+  fi
   if booted; then
     systemctl daemon-reload
-    systemctl enable --quiet "$NAME.service"
+    systemctl enable --quiet "${services[@]}"
     if [ "$start" = 1 ]; then
       # --no-block: READY=1 waits for the printer (up to 30 s); the journal shows how it went.
-      systemctl restart --no-block "$NAME.service"
-      say "started: journalctl -u $NAME -f   (and: sudo -u $NAME $LINK doctor)"
+      systemctl restart --no-block "${services[@]}"
+      say "started ${services[*]}: journalctl -u '$NAME*' -f   (and: sudo -u $NAME $LINK doctor --all)"
     fi
   else
-    systemctl enable --quiet "$NAME.service" # offline: it starts at the next boot
-    say "enabled; it starts at the next boot"
+    systemctl enable --quiet "${services[@]}" # offline: it starts at the next boot
+    say "enabled ${services[*]}; they start at the next boot"
   fi
 }
 
+# The printers' agents enabled on this system (layerguard@NAME.service), one unit name a line.
+enabled_instances() {
+  find /etc/systemd/system -path "*.wants/$NAME@*.service" -printf '%f\n' 2>/dev/null | sort -u
+}
+
 uninstall() {
+  local instances
+  mapfile -t instances < <(enabled_instances)
+  if [ ${#instances[@]} -gt 0 ]; then
+    if booted; then
+      systemctl disable --now --quiet "${instances[@]}" || true
+    else
+      systemctl disable --quiet "${instances[@]}" || true
+    fi
+  fi
+  rm -f "$TEMPLATE"
   if [ -f "$UNIT" ]; then
     if booted; then
       systemctl disable --now --quiet "$NAME.service" || true

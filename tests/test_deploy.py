@@ -19,6 +19,7 @@ from agent.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "config" / "layerguard.service"
+TEMPLATE = ROOT / "config" / "layerguard@.service"
 CLOUD_INIT = ROOT / "config" / "cloud-init"
 CLOUD_CONFIG_SCHEMA = Path(
     "/usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json"
@@ -78,9 +79,9 @@ def test_compose_example_passes_devices_udev_cgroup_rules_and_volumes() -> None:
     assert any(device.startswith("/dev/serial/by-id/") for device in service["devices"])
 
 
-def unit_settings() -> dict[str, list[str]]:
+def unit_settings(unit: Path = UNIT) -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             settings.setdefault(key, []).append(value)
@@ -95,6 +96,33 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout + result.stderr) == (0, ""), "warnings are mistakes too"
     security = run(tool("systemd-analyze"), "security", "--offline=yes", "--threshold=30", unit, cwd=tmp_path)
     assert security.returncode == 0, security.stdout[-600:]
+
+
+def test_printer_template_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    template = tmp_path / "layerguard@.service"
+    template.write_text(TEMPLATE.read_text().replace("/opt/layerguard/venv/bin/layerguard", sys.executable))
+    result = run(tool("systemd-analyze"), "verify", tmp_path / "layerguard@left-mk4.service", cwd=tmp_path)
+    assert (result.returncode, result.stdout + result.stderr) == (0, ""), "warnings are mistakes too"
+    instance = tmp_path / "layerguard@left-mk4.service"
+    security = run(
+        tool("systemd-analyze"), "security", "--offline=yes", "--threshold=30", instance, cwd=tmp_path
+    )
+    assert security.returncode == 0, security.stdout[-600:]
+
+
+def test_printer_template_is_the_plain_unit_but_for_the_instance() -> None:
+    """One agent per printer, hardened and supervised exactly as the one-printer service: only
+    the lines that name the instance differ."""
+    plain, template = unit_settings(), unit_settings(TEMPLATE)
+    differing = {key for key in plain.keys() | template.keys() if plain.get(key) != template.get(key)}
+    assert differing == {"Description", "ExecStart", "StateDirectory", "Environment"}
+    assert template["ExecStart"] == [
+        "/opt/layerguard/venv/bin/layerguard run --config /etc/layerguard/%i.toml"
+    ]
+    assert template["StateDirectory"] == ["layerguard layerguard/%i"]
+    assert template["Environment"] == [
+        "LAYERGUARD_CONFIG=/etc/layerguard/%i.toml LAYERGUARD_INSTANCE=%i PYTHONUNBUFFERED=1"
+    ]
 
 
 def test_unit_is_notify_with_watchdog_user_and_devices() -> None:

@@ -164,3 +164,39 @@ def test_first_boot_installs_then_upgrade_uninstall_and_purge(rootfs: Path) -> N
     assert purged.returncode == 0, purged.stderr
     assert not (rootfs / "etc/layerguard").exists() and not (rootfs / "var/lib/layerguard").exists()
     assert in_chroot(rootfs, "id", "layerguard").returncode != 0
+
+
+def test_several_printers_get_one_agent_each_and_leave_together(rootfs: Path) -> None:
+    """`install.sh --printer left --printer right`: two instances of the template, each with its
+    config and secrets directory, the plain service not enabled; uninstall disables them."""
+    if not (rootfs / "boot/firmware/layerguard").is_dir():
+        first_boot(rootfs)
+    etc = rootfs / "etc/layerguard"
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "left.toml").write_text('[printer]\nport = "/dev/layerguard-left"\n')
+    install = ["bash", "/boot/firmware/layerguard/scripts/install.sh"]
+    result = in_chroot(rootfs, *install, "--printer", "left", "--printer", "right")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "keeping your /etc/layerguard/left.toml" in result.stdout
+    assert "installed the default /etc/layerguard/right.toml" in result.stdout
+    wants = rootfs / "etc/systemd/system/multi-user.target.wants"
+    assert sorted(p.name for p in wants.glob("layerguard*")) == [
+        "layerguard@left.service",
+        "layerguard@right.service",
+    ]
+    template = rootfs / "etc/systemd/system/layerguard@.service"
+    assert template.read_text() == (ROOT / "config/layerguard@.service").read_text()
+    verify = in_chroot(rootfs, "systemd-analyze", "verify", "/etc/systemd/system/layerguard@left.service")
+    assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
+    for name in ("left", "right"):
+        assert in_chroot(rootfs, "stat", "-c", "%G %a", f"/etc/layerguard/{name}/secrets").stdout.split() == [
+            "layerguard",
+            "750",
+        ]
+    doctor = in_chroot(rootfs, "/usr/local/bin/layerguard", "doctor", "--all")
+    assert "== layerguard@left: /etc/layerguard/left.toml" in doctor.stdout, doctor.stdout + doctor.stderr
+    assert "== layerguard@right: /etc/layerguard/right.toml" in doctor.stdout
+    removed = in_chroot(rootfs, *install, "--uninstall")
+    assert removed.returncode == 0, removed.stderr
+    assert not list(wants.glob("layerguard*")) and not template.exists()
+    assert (etc / "left.toml").is_file()

@@ -278,3 +278,37 @@ def test_a_likely_misspelt_variable_is_a_warning(
         "warn config       LAYERGUARD_MQTT_PORT is not a LayerGuard setting and is ignored; "
         "did you mean LAYERGUARD_MQTT__PORT?"
     )
+
+
+def test_all_checks_every_printer_of_the_pi_and_finds_a_shared_port(
+    world: SimWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`doctor --all`: one block per agent, each read as its instance (printer_id = its name);
+    two printers configured on one port fail, since one of them is not guarded."""
+    for name in [k for k in os.environ if k.startswith("LAYERGUARD_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(tmp_path / "no-secrets"))
+    assert world.broker is not None
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for name in ("left", "right"):
+        (etc / f"{name}.toml").write_text(
+            f'[agent]\nstate_dir = "{tmp_path / name}"\n[printer]\nport = "{world.printer.port}"\n'
+            f'[camera]\nsource = "{world.webcam.url}"\n'
+            f'[mqtt]\nhost = "{world.broker.host}"\nport = {world.broker.port}\n'
+        )
+    (etc / "left.toml.bak").write_text("not a printer")
+    assert doctor.run_doctor_all(etc) == 1
+    out = capsys.readouterr().out
+    assert out.count("== layerguard@") == 2 and "left.toml.bak" not in out
+    assert "published and received layerguard/left/doctor" in out
+    assert "published and received layerguard/right/doctor" in out
+    assert f"{os.path.realpath(world.printer.port)} is used by layerguard@left and layerguard@right" in out
+    assert "LAYERGUARD_INSTANCE" not in os.environ
+
+    (etc / "right.toml").unlink()
+    assert doctor.run_doctor_all(etc) == 1  # the API key is missing: the one printer's own failure
+    out = capsys.readouterr().out
+    assert "ok   printers     1 configured, each with its own port and printer_id" in out
+    assert doctor.run_doctor_all(tmp_path / "empty") == 1
+    assert "no layerguard.toml and no <printer>.toml in" in capsys.readouterr().out

@@ -203,16 +203,24 @@ async def test_a_broker_restart_mid_print_delays_nothing_and_state_is_right_afte
 
 
 async def test_two_agents_on_one_broker_never_collide(
-    world: SimWorld, broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+    broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
 ) -> None:
-    with sim_world(
-        file="benchy.gcode", failure_at=None, print_duration_s=20, interval_s=INTERVAL_S, broker=broker
-    ) as other:
+    """Two printers on one Pi, one agent each: their own topics and Home Assistant devices; a
+    pause of printer A over MQTT never reaches B, which prints on; A's agent stopped, B's goes on;
+    the Pi's shared count of Gadget calls is the sum of both agents' own."""
+    steady = {"failure_at": None, "print_duration_s": 60, "interval_s": INTERVAL_S, "broker": broker}
+    with sim_world(file="a.gcode", **steady) as a_world, sim_world(file="b.gcode", **steady) as b_world:  # type: ignore[arg-type]
         probe = mqtt_probe("layerguard/#", "homeassistant/#")
-        (tmp_path / "b").mkdir()
-        a = build_agent(world.settings(tmp_path, printer_id="e2e"), timing=TIMING)
-        b = build_agent(other.settings(tmp_path / "b", printer_id="e2e-b"), timing=TIMING)
-        async with running(a), running(b):
+        agents = []
+        for world, printer_id in ((a_world, "e2e"), (b_world, "e2e-b")):
+            settings = world.settings(tmp_path / printer_id, printer_id=printer_id)
+            settings.agent.shared_state_dir = tmp_path  # as /var/lib/layerguard is to layerguard@<name>
+            agents.append(build_agent(settings, timing=TIMING))
+        a, b = agents
+        async with contextlib.AsyncExitStack() as stack:
+            a_running = await stack.enter_async_context(contextlib.AsyncExitStack())
+            await a_running.enter_async_context(running(a))
+            await stack.enter_async_context(running(b))
             for printer_id in ("e2e", "e2e-b"):
                 await probe.wait_for(
                     f"layerguard/{printer_id}/state", lambda p: json.loads(p)["print_state"] == "idle"
@@ -221,8 +229,41 @@ async def test_two_agents_on_one_broker_never_collide(
             probe.publish("layerguard/e2e-b/command/monitoring", "OFF")
             await probe.wait_for("layerguard/e2e-b/state", lambda p: json.loads(p)["monitoring"] is False)
             assert a.state.monitoring and not b.state.monitoring
+            probe.publish("layerguard/e2e-b/command/monitoring", "ON")
+            await until(b, lambda s: s.monitoring)
             # Distinct client ids: neither agent took the other's session over (and fired its will).
             assert all(m.payload == b"online" for m in probe.messages("layerguard/+/availability"))
+
+            a_world.printer.panel_start("a.gcode")
+            b_world.printer.panel_start("b.gcode")
+            for agent in agents:
+                await until(
+                    agent, lambda s: s.print_state == "printing" and s.last_inspection is not None, 30
+                )
+            probe.publish("layerguard/e2e/command/pause", "PRESS")
+            await until(a, lambda s: s.print_state == "paused", within=30)
+            await probe.wait_for("layerguard/e2e/event", lambda p: json.loads(p)["type"] == "print_paused")
+            # B prints on: inspected again after A's pause, never asked to pause or resume.
+            seen = b.state.last_inspection
+            await until(b, lambda s: s.last_inspection != seen, within=30)
+            assert b.state.print_state == "printing" and b.state.paused_by is None
+
+            # A's agent stops (a crash, systemctl stop): its will says offline; B goes on inspecting.
+            await a_running.aclose()
+            await probe.wait_for("layerguard/e2e/availability", b"offline")
+            seen, progress = b.state.last_inspection, b.state.progress
+            await until(b, lambda s: s.last_inspection != seen and s.progress != progress, within=30)
+            assert b.state.print_state == "printing"
+            assert b.state.api_calls_month_pi >= a.state.api_calls_month + b.state.api_calls_month
+        assert a_world.printer.received.count("M25") == 1
+        assert not [c for c in b_world.printer.received if c.split()[0] in ("M25", "M24", "M601", "M602")]
+    # B went offline only when it stopped at the end; the only commands for B were the test's own.
+    assert [m.payload for m in probe.messages("layerguard/e2e-b/availability")] == [b"online", b"offline"]
+    assert not [m for m in probe.messages("layerguard/e2e-b/event") if b"print_paused" in m.payload]
+    assert [m.payload for m in probe.messages("layerguard/e2e-b/command/#")] == [b"OFF", b"ON"]
+    pi = json.loads((tmp_path / "gadget-usage-pi.json").read_text())
+    assert pi["printers"] == {"e2e": a.detector.usage.calls, "e2e-b": b.detector.usage.calls}
+    assert pi["calls"] == a.detector.usage.calls + b.detector.usage.calls > 2
     configs = [json.loads(m.payload) for m in probe.messages("homeassistant/+/+/+/config")]
     unique_ids = [c["unique_id"] for c in configs]
     assert len(unique_ids) == len(set(unique_ids))

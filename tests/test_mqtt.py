@@ -321,6 +321,7 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
             ("sensor", "detection"),
             ("sensor", "camera"),
             ("sensor", "api_calls_month"),
+            ("sensor", "api_calls_month_pi"),
             ("sensor", "last_inspection"),
             ("button", "pause"),
             ("button", "resume"),
@@ -349,7 +350,7 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
             "configuration_url": DOCS_URL,
         }
     diagnostics = {t.split("/")[3] for t, c in configs.items() if c.get("entity_category") == "diagnostic"}
-    assert diagnostics == {"detection", "camera", "api_calls_month", "last_inspection"}
+    assert diagnostics == {"detection", "camera", "api_calls_month", "api_calls_month_pi", "last_inspection"}
     calls = configs[f"homeassistant/sensor/{PRINTER}/api_calls_month/config"]
     # Tolerates an agent whose state has no such field yet.
     assert calls["value_template"] == "{{ value_json.api_calls_month | default(none) }}"

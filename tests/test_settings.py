@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.settings import ConfigError, Settings, env_warnings, load_settings, require_for_run
+from agent.settings import (
+    ConfigError,
+    Settings,
+    config_path,
+    env_warnings,
+    load_settings,
+    require_for_run,
+    secret_dirs,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -304,3 +312,49 @@ def test_the_cli_exits_2_with_one_line_for_an_unknown_setting(
     lines = run_cli(config, secrets, **env)
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"layerguard: invalid configuration: {line}")
+
+
+def test_a_printer_instance_names_its_config_state_secrets_and_printer_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """layerguard@mk4.service sets LAYERGUARD_INSTANCE=mk4: the defaults follow the name, the
+    config file still wins, and the printer's own secrets come before the Pi's shared ones."""
+    monkeypatch.delenv("LAYERGUARD_SECRETS_DIR")
+    monkeypatch.setenv("LAYERGUARD_INSTANCE", "mk4")
+    s = Settings()
+    assert s.agent.printer_id == "mk4"
+    assert s.agent.state_dir == Path("/var/lib/layerguard/mk4")
+    assert secret_dirs()[:2] == [Path("/etc/layerguard/mk4/secrets"), Path("/etc/layerguard/secrets")]
+    assert config_path(None) == (Path("/etc/layerguard/mk4.toml"), True)
+    named = load_settings(write(tmp_path, '[agent]\nprinter_id = "left"\nstate_dir = "/srv/lg"\n'))
+    assert (named.agent.printer_id, named.agent.state_dir) == ("left", Path("/srv/lg"))
+    assert env_warnings(os.environ) == []
+    monkeypatch.setenv("LAYERGUARD_INSTANCE", "a/b")
+    with pytest.raises(ConfigError, match=r"^LAYERGUARD_INSTANCE: 'a/b' is not a printer name"):
+        load_settings(write(tmp_path, ""))
+    monkeypatch.delenv("LAYERGUARD_INSTANCE")
+    assert Settings().agent.state_dir == Path("/var/lib/layerguard")
+    assert config_path(None) == (Path("/etc/layerguard/layerguard.toml"), False)
+
+
+def test_every_command_can_act_as_one_printers_agent(tmp_path: Path) -> None:
+    """`--printer NAME` reads what layerguard@NAME reads: /etc/layerguard/NAME.toml unless --config,
+    and its state dir (here: a health check finds no agent has run there)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_")}
+    env["LAYERGUARD_SECRETS_DIR"] = str(tmp_path / "no-secrets")
+
+    def layerguard(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "agent", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=REPO)
+
+    empty = write(tmp_path, "")
+    health = layerguard("health", "--printer", "zz-left", "--config", str(empty))
+    assert health.returncode == 1
+    assert health.stdout.startswith("unhealthy: /var/lib/layerguard/zz-left/health.json: ")
+    missing = layerguard("history", "--printer", "zz-left")
+    assert (missing.returncode, missing.stderr.strip()) == (
+        2,
+        "layerguard: invalid configuration: /etc/layerguard/zz-left.toml: config file not found",
+    )
+    bad = layerguard("doctor", "--printer", "../etc")
+    assert bad.returncode == 2 and "a printer's name has letters, digits, - and _ only" in bad.stderr

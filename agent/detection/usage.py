@@ -3,6 +3,8 @@
 Every Process request sent counts, whatever its answer: an upper bound of what the service bills.
 `detection.monthly_budget` stops inspections for the rest of the month once reached, and
 `detection.budget_spread_hours_per_day` stretches the interval so the calls left last the month.
+Each agent counts its own calls, and adds them to the Pi's count (agent.detection.pi_usage) that
+every printer's agent on the Pi shares; `detection.budget_scope` says which one the budget caps.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
+from agent.detection.pi_usage import PiUsage
 from agent.detection.verdict import DetectionError
 from agent.store import JsonRecord
 
@@ -48,10 +52,15 @@ class UsageMeter:
         budget: int = 0,
         spread_hours_per_day: float = 0.0,
         clock: Callable[[], float] = time.time,
+        pi: Callable[[Callable[[], str]], PiUsage] | None = None,
+        scope: Literal["pi", "printer"] = "pi",
     ) -> None:
+        """`pi` makes the Pi's shared count, given the month to count in."""
         self.budget = budget
         self.spread_hours_per_day = spread_hours_per_day
+        self.scope = scope if pi else "printer"
         self._record = record
+        self._pi = pi(self.month) if pi else None
         self._clock = clock
         self._month = month_of(clock())
         self._calls = 0
@@ -62,17 +71,34 @@ class UsageMeter:
 
     @property
     def calls(self) -> int:
-        """Process calls sent this calendar month."""
+        """Process calls this agent sent this calendar month."""
         self._roll_over()
         return self._calls
 
-    def count_call(self) -> None:
+    @property
+    def pi_calls(self) -> int:
+        """Process calls every agent on this Pi sent this calendar month."""
         self._roll_over()
+        shared = self._pi.calls() if self._pi else None
+        return self._calls if shared is None else shared
+
+    def month(self) -> str:
+        return month_of(self._clock())
+
+    def count_call(self) -> None:
+        """Count the call about to be sent. With the Pi's budget used up by another agent since
+        check(), nothing is counted and the month stop is raised: the call must not go out."""
+        self._roll_over()
+        capped = self.scope == "pi" and self.budget
+        if self._pi and self._pi.add_call(limit=self.budget if capped else 0) is None:
+            raise self.month_stop(BUDGET_ERROR, self._budget_reason())
         self._calls += 1
         if self._record:
             self._record.save({"month": self._month, "calls": self._calls})
-        if self.budget and self._calls == self.budget:
-            log.warning("Gadget calls: the monthly budget of %d is used up", self.budget)
+        if self.budget and self._counted() == self.budget:
+            log.warning(
+                "Gadget calls: the monthly budget of %d (%s) is used up", self.budget, self._scope_words()
+            )
 
     def note_allowance_used(self) -> None:
         self._allowance_used = True
@@ -83,8 +109,8 @@ class UsageMeter:
         if self._allowance_used:
             reason = "the service says this month's free allowance is used up"
             error_type = FREE_USAGE_ERROR
-        elif self.budget and self._calls >= self.budget:
-            reason = f"{self._calls} calls made, detection.monthly_budget is {self.budget}"
+        elif self.budget and self._counted() >= self.budget:
+            reason = self._budget_reason()
             error_type = BUDGET_ERROR
         else:
             return
@@ -103,11 +129,22 @@ class UsageMeter:
         if not (self.budget and self.spread_hours_per_day):
             return 0.0
         now = self._clock()
-        left = self.budget - self.calls
+        left = self.budget - self._counted()
         if left <= 0:
             return 0.0  # check() stops inspections instead
         printing_s = (next_month_start(now) - now) * self.spread_hours_per_day / 24
         return printing_s / left
+
+    def _counted(self) -> int:
+        """The calls the budget caps."""
+        return self.pi_calls if self.scope == "pi" else self.calls
+
+    def _scope_words(self) -> str:
+        return "this Pi's printers together" if self.scope == "pi" else "this printer"
+
+    def _budget_reason(self) -> str:
+        made = f"{self._counted()} calls made by {self._scope_words()}"
+        return f"{made}, detection.monthly_budget is {self.budget}"
 
     def _roll_over(self) -> None:
         month = month_of(self._clock())

@@ -190,6 +190,17 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
         ),
         (
             "sensor",
+            "api_calls_month_pi",
+            {
+                **diagnostic,
+                "name": "API calls this month, all printers of this Pi",
+                "value_template": field("api_calls_month_pi"),
+                "state_class": "total_increasing",
+                "icon": "mdi:counter",
+            },
+        ),
+        (
+            "sensor",
             "last_inspection",
             {
                 **diagnostic,
