@@ -2,7 +2,7 @@
 # Runs the Pi camera tier (tests/picamera/, marker `picamera`) inside the cached root of
 # scripts/picamera-root.sh: real picamera2 over real libcamera and its virtual cameras. The root
 # is mounted read-only under a throwaway overlay in a private mount namespace, the checkout is
-# bound at /src, and every mount and file made here is gone when the run ends.
+# bound read-only at /src, and every mount and file made here is gone when the run ends.
 #
 #   sudo scripts/picamera-test.sh [pytest arguments]      (LAYERGUARD_PICAMERA_TIMEOUT: 900 s)
 #   sudo scripts/picamera-test.sh bench                   (bench/picamera.py: capture time, RSS)
@@ -38,6 +38,7 @@ ln -s pts/ptmx "$m/dev/ptmx"
 mount -t tmpfs tmpfs "$m/dev/shm"
 mkdir -p "$m/src"
 mount --bind "$src" "$m/src"
+mount -o remount,bind,ro "$m/src"  # the tier reads the checkout, never writes it
 cd "$m"
 exec chroot "$m" /usr/bin/env -i PATH=/opt/layerguard-venv/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 \
   PYTHONDONTWRITEBYTECODE=1 PYTHONPATH=/src LAYERGUARD_PICAMERA_ROOT=1 \
@@ -46,8 +47,9 @@ exec chroot "$m" /usr/bin/env -i PATH=/opt/layerguard-venv/bin:/usr/bin:/bin HOM
 if [ "${1:-}" = bench ]; then
   command=(python -m bench.picamera)
 else
-  command=(python -m pytest -p no:cacheprovider -W ignore::DeprecationWarning:videodev2.videodev2 -m picamera
-    tests/picamera "$@")
+  # picamera2's own dependencies' DeprecationWarnings under Python 3.14, not ours.
+  command=(python -m pytest -p no:cacheprovider -W ignore::DeprecationWarning:videodev2.videodev2
+    -W ignore::DeprecationWarning:picamera2.previews.null_preview -m picamera tests/picamera "$@")
 fi
 unshare --mount --propagation private bash -c "$exec_in_namespace" picamera-test "$root" "$scratch" "$PWD" \
   "${LAYERGUARD_PICAMERA_TIMEOUT:-900}" "${command[@]}"

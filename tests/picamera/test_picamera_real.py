@@ -20,6 +20,7 @@ from PIL import Image, ImageChops, ImageStat
 from agent.assembly import build_agent
 from agent.detection.timing import DetectionTiming
 from agent.settings import CameraSection
+from hardware.camera import picamera
 from hardware.camera.base import CameraError
 from hardware.camera.factory import open_camera
 from hardware.camera.picamera import Picamera2Camera
@@ -125,6 +126,32 @@ def test_the_configured_camera_is_chosen(source: str, size: tuple[int, int]) -> 
 def test_a_camera_not_there_is_explained(choice: str, message: str) -> None:
     with pytest.raises(CameraError, match=re.escape(message)):
         Picamera2Camera(640, 480, choice=choice).capture()
+
+
+def test_a_camera_that_stops_delivering_frames_is_closed_and_reopened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """picamera2 itself waits for ever for a frame that never comes (as with trixie's libcamera
+    0.4 here); the backend's deadline makes it a CameraError, and the next capture reopens."""
+    from picamera2 import Picamera2
+
+    monkeypatch.setattr(picamera, "CAPTURE_TIMEOUT_S", 1.0)
+    manager = Picamera2._cm
+    withheld: list[object] = []  # kept, not dropped: libcamera still owns them (dropping crashes it)
+
+    def withhold_every_frame(flushid: object = None) -> None:
+        withheld.extend(manager.cms.get_ready_requests())
+
+    # Read when the first camera opens (CameraManager.setup registers its event handler).
+    monkeypatch.setattr(manager, "handle_request", withhold_every_frame)
+    camera = Picamera2Camera(640, 480, choice="bars")
+    with pytest.raises(CameraError, match="delivered no frame within 1 s; will reopen it next time"):
+        camera.capture()
+    monkeypatch.undo()
+    try:
+        assert decoded(camera.capture()).size == (640, 480)
+    finally:
+        camera.close()
 
 
 def camera_process(action: str, choice: str = "", hide_cameras: bool = False) -> subprocess.Popen[str]:
