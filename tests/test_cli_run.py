@@ -35,7 +35,7 @@ def test_run_monitors_a_print_started_at_the_panel_and_stops_cleanly(
         try:
             probe.wait_for_blocking("layerguard/cli/state", lambda p: json.loads(p)["print_state"] == "idle")
             printer.panel_start("part.gcode")
-            service.wait_for_calls(2, timeout=20)
+            service.wait_for_calls(2, timeout=60)
             state = probe.wait_for_blocking(
                 "layerguard/cli/state", lambda p: json.loads(p)["score"] is not None
             )

@@ -53,7 +53,7 @@ def test_sigkill_mid_print_loses_at_most_the_last_inspection_and_the_print_goes_
         try:
             probe.wait_for_blocking(STATE, lambda p: json.loads(p)["print_state"] == "idle")
             printer.panel_start("long.gcode")
-            state = probe.wait_for_blocking(STATE, calls_at_least(3), timeout_s=40)
+            state = probe.wait_for_blocking(STATE, calls_at_least(3), timeout_s=60)
         finally:
             agent.send_signal(signal.SIGKILL)
             agent.wait(timeout=10)
@@ -65,7 +65,7 @@ def test_sigkill_mid_print_loses_at_most_the_last_inspection_and_the_print_goes_
         probe.clear()
         agent = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
         try:
-            probe.wait_for_blocking(STATE, calls_at_least(seen + 2), timeout_s=40)
+            probe.wait_for_blocking(STATE, calls_at_least(seen + 2), timeout_s=60)
         finally:
             agent.send_signal(signal.SIGTERM)
             _, stderr = agent.communicate(timeout=15)

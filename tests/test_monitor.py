@@ -82,10 +82,10 @@ class Recorder:
     def after_attempt(self) -> None:
         self.attempt.set()
 
-    async def wait_attempts(self, count: int, within: float = 10.0) -> None:
+    async def wait_attempts(self, count: int, within: float = 30.0) -> None:
         await self.wait_until(lambda: self.attempts >= count, within)
 
-    async def wait_until(self, done: Callable[[], bool], within: float = 10.0) -> None:
+    async def wait_until(self, done: Callable[[], bool], within: float = 30.0) -> None:
         async with asyncio.timeout(within):
             while not done():
                 self.attempt.clear()
@@ -178,7 +178,7 @@ async def test_mixed_faults_never_bring_a_process_call_early(
     next_fault()
     client = GadgetClient(service.base_url, KEY, timing=TIMING)
     async with session_of(camera, client, recorder):
-        await recorder.wait_attempts(len(MIXED), within=20)
+        await recorder.wait_attempts(len(MIXED), within=60)
     calls = process_calls(service)[: len(MIXED)]
     statuses = [500, 503, 200, 200, 429, 200, 400, 200, 200, 200, 503, 500, None, 200]
     assert [c.status for c in calls] == statuses
@@ -241,7 +241,7 @@ async def test_a_key_error_ends_the_session_without_hammering(
     recorder = Recorder()
     client = GadgetClient(service.base_url, "a-revoked-key", timing=TIMING)
     async with session_of(camera, client, recorder) as (_, task):
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(30):
             await asyncio.shield(task)  # the session ends by itself
     [(error, next_at)] = recorder.failures
     assert isinstance(error, DetectionError) and error.error_type == "OE_INVALID_API_KEY" and error.stopped

@@ -48,7 +48,7 @@ async def wait_process_calls(world: SimWorld, count: int) -> None:
     def enough() -> bool:
         return len([c for c in world.service.calls if c.endpoint == "process"]) >= count
 
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         while not enough():
             await asyncio.to_thread(world.service.wait_for_calls, len(world.service.calls) + 1, 10)
 
@@ -58,7 +58,7 @@ async def test_no_inspection_before_the_printer_is_at_temperature(world: SimWorl
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")
         world.printer.panel_start("benchy.gcode")
-        assert await world.printer.wait_for_async(lambda: world.printer.state == "printing", 10)
+        assert await world.printer.wait_for_async(lambda: world.printer.state == "printing", 30)
         assert [c for c in world.service.calls if c.endpoint == "process"] == []
         await wait_process_calls(world, 1)
 
