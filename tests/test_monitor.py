@@ -31,7 +31,9 @@ from sim.snapshot_server import SnapshotServer
 
 KEY = "lg-test-key-monitor-5"
 TIMING = DetectionTiming(
-    request_timeout_s=0.4,
+    # Above any loopback answer on a loaded 2-core machine (a served call must not time out), and
+    # the only stall in the scripts below outlasts it: it costs 3 s once.
+    request_timeout_s=3.0,
     first_success_retry_s=0.3,
     interval_floor_s=0.2,
     interval_ceiling_s=5.0,
@@ -131,7 +133,7 @@ MIXED: list[tuple[Reply | str | None, Interval | None]] = [
     (None, 0),  # an absurd interval: clamped to the floor
     ("OE_BACKEND_THROTTLED", 0.3),
     ("OE_INTERNAL_ERROR", 0.3),  # twice in a row: backing off
-    (Reply.stall(5), 0.3),  # no answer: the client times out
+    (Reply.stall(10), 0.3),  # no answer: the client times out
     (None, 0.3),
 ]
 

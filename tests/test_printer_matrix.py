@@ -239,12 +239,17 @@ async def test_resume_after_cooldown(profile: str, vp: VirtualPrinter, events: E
 async def test_a_mute_printer_is_reported_and_followed_again(
     profile: str, vp: VirtualPrinter, events: Events
 ) -> None:
-    async with running(vp.port, events, **options(silence_s=1.5)) as printer:
+    silence_s = 4.0
+    async with running(vp.port, events, **options(silence_s=silence_s)) as printer:
         await start_print(vp, events)
         muted_at = asyncio.get_running_loop().time()
         vp.mute()
         silent = await events.wait_for(K.SILENT, timeout_s=30.0)
-        assert asyncio.get_running_loop().time() - muted_at <= 1.5 + 0.5, "reported within silence_s"
+        # The figure protected: printer.silence_s. By design SILENT comes a third of it after the
+        # last line plus two probes of a fifth (2.9 s here, polls being 0.05 s apart); the 2 s past
+        # silence_s are scheduling slack on a loaded machine, 3 s beyond the design's figure.
+        elapsed = asyncio.get_running_loop().time() - muted_at
+        assert elapsed <= silence_s + 2.0, "reported within silence_s"
         assert printer.print_state is PrintState.UNKNOWN and silent.unseen_print
         vp.unmute()
         await events.wait_for(K.RESPONDING, timeout_s=30.0)
