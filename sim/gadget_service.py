@@ -288,7 +288,7 @@ class GadgetStandIn:
         with self._cond:
             return len(self._contexts)
 
-    def wait_for_calls(self, count: int, timeout: float = 5.0) -> list[Call]:
+    def wait_for_calls(self, count: int, timeout: float = 30.0) -> list[Call]:
         """Block until at least `count` requests have been answered (or dropped); TimeoutError if not."""
         with self._cond:
             if not self._cond.wait_for(lambda: len(self._calls) >= count, timeout):

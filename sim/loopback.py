@@ -56,7 +56,7 @@ class Inbox(Generic[T]):
             self.items.append(item)
             self._changed.notify_all()
 
-    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[T]:
+    def wait_for(self, count: int, timeout_s: float = 30.0) -> list[T]:
         """Blocks until `count` items arrived; raises TimeoutError otherwise."""
         with self._changed:
             if not self._changed.wait_for(lambda: len(self.items) >= count, timeout_s):

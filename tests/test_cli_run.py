@@ -8,6 +8,8 @@ import subprocess
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from test_systemd import unit_stop_timeout_s
+
 from sim.gadget_service import GadgetStandIn
 from sim.mqtt_probe import MqttProbe
 from sim.virtual_printer import VirtualPrinter, default_gcode
@@ -35,7 +37,7 @@ def test_run_monitors_a_print_started_at_the_panel_and_stops_cleanly(
         try:
             probe.wait_for_blocking("layerguard/cli/state", lambda p: json.loads(p)["print_state"] == "idle")
             printer.panel_start("part.gcode")
-            service.wait_for_calls(2, timeout=20)
+            service.wait_for_calls(2, timeout=60)
             state = probe.wait_for_blocking(
                 "layerguard/cli/state", lambda p: json.loads(p)["score"] is not None
             )
@@ -43,7 +45,7 @@ def test_run_monitors_a_print_started_at_the_panel_and_stops_cleanly(
             assert all(call.headers["x-api-key"] == run_setup.api_key for call in service.calls)
         finally:
             agent.send_signal(signal.SIGTERM)
-            _, stderr = agent.communicate(timeout=10)
+            _, stderr = agent.communicate(timeout=unit_stop_timeout_s())  # as systemd allows
     assert agent.returncode == 0, stderr
     probe.wait_for_blocking("layerguard/cli/availability", b"offline")
     assert "Print started: part.gcode" in stderr

@@ -151,7 +151,7 @@ def test_a_hostile_camera_fails_the_camera_check(
             Reply.huge(32 * 1024 * 1024, declare_length=False),
             "TOO_LARGE: the answer runs past the 65536-byte cap",
         ),
-        (Reply.drip(0.1), "TIMEOUT: no whole answer within 1 s"),
+        (Reply.drip(0.5), "TIMEOUT: no whole answer within 1 s"),
     ],
     ids=["huge", "drip"],
 )
@@ -166,7 +166,10 @@ def test_a_hostile_detection_service_fails_the_api_key_check_in_time(
     world.service.inject(reply, endpoint="createcontext")
     started = time.monotonic()
     code, lines = run_doctor({})
-    assert time.monotonic() - started < 10, "every check ends by itself"
+    # What this protects: the check ends at its 1 s deadline, not when the answer is in. Dripped
+    # whole, the answer (over 100 bytes at 0.5 s each) takes minutes; 30 s leaves the other checks
+    # (broker, serial, camera) room on a loaded 2-core machine and is still far below that.
+    assert time.monotonic() - started < 30, "every check ends by itself"
     assert code == 1
     assert reason in lines["api key"]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from test_systemd import unit_stop_timeout_s
 
 from agent.history.store import connect_readonly, db_path
 from sim.gadget_service import GadgetStandIn
@@ -53,7 +54,7 @@ def test_sigkill_mid_print_loses_at_most_the_last_inspection_and_the_print_goes_
         try:
             probe.wait_for_blocking(STATE, lambda p: json.loads(p)["print_state"] == "idle")
             printer.panel_start("long.gcode")
-            state = probe.wait_for_blocking(STATE, calls_at_least(3), timeout_s=40)
+            state = probe.wait_for_blocking(STATE, calls_at_least(3), timeout_s=60)
         finally:
             agent.send_signal(signal.SIGKILL)
             agent.wait(timeout=10)
@@ -65,10 +66,10 @@ def test_sigkill_mid_print_loses_at_most_the_last_inspection_and_the_print_goes_
         probe.clear()
         agent = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
         try:
-            probe.wait_for_blocking(STATE, calls_at_least(seen + 2), timeout_s=40)
+            probe.wait_for_blocking(STATE, calls_at_least(seen + 2), timeout_s=60)
         finally:
             agent.send_signal(signal.SIGTERM)
-            _, stderr = agent.communicate(timeout=15)
+            _, stderr = agent.communicate(timeout=unit_stop_timeout_s())  # as systemd allows
         assert agent.returncode == 0, stderr
         assert "print 1 (long.gcode) continues after the restart" in stderr
         after, prints = inspections_and_prints(state_dir)

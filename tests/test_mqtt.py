@@ -174,7 +174,7 @@ async def test_report_is_retained_and_sent_again_to_a_fresh_broker(make_bridge, 
     broker.stop()  # no persistence: the retained copy is gone with it
     broker.start()
     back = mqtt_probe(f"{P}/availability")
-    await back.wait_for(f"{P}/availability", b"online", timeout_s=20)  # announced again, report too
+    await back.wait_for(f"{P}/availability", b"online", timeout_s=60)  # announced again, report too
     late = mqtt_probe(f"{P}/report")
     message = await late.wait_for(f"{P}/report")
     assert message.payload == png and message.retain
@@ -238,7 +238,7 @@ async def test_a_burst_of_junk_commands_is_one_line_and_a_count(
     handler = CountWritten()
     logging.getLogger("agent.mqtt.bridge").addHandler(handler)
     try:
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             await counted.wait()
     finally:
         logging.getLogger("agent.mqtt.bridge").removeHandler(handler)
@@ -608,8 +608,10 @@ async def test_nothing_waits_on_a_broker_that_hangs(commands, caplog) -> None:
             bridge.on_state(STATE)
             bridge.on_event({"type": "print_started"})
             bridge.on_inspection(b"\xff\xd8jpeg\xff\xd9", {})
-            assert time.monotonic() - started < 0.5
+            # What these protect: nothing waits out paho's 5 s handshake. Half of it is the bound:
+            # blocking would take the rest of the 5 s; scheduling on a loaded machine takes far less.
+            assert time.monotonic() - started < 2.5
             started = time.monotonic()
             await bridge.stop(timeout_s=0.5)
-            assert time.monotonic() - started < 2.5  # bounded, well short of the 5 s handshake
+            assert time.monotonic() - started < 2.5
     assert "did not let go within 0.5s" in caplog.text

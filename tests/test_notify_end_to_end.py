@@ -50,8 +50,8 @@ async def test_a_failing_print_notifies_warning_pause_and_one_reminder_with_the_
         async with running(agent):
             await print_until_paused(agent, world)
             sink.on_report(REPORT_PNG, "1")  # as the history sink does after a pause
-            hooks = await asyncio.to_thread(hook.wait_for, 3, 15)
-            mails = await asyncio.to_thread(mail.wait_for, 3, 15)
+            hooks = await asyncio.to_thread(hook.wait_for, 3, 60)
+            mails = await asyncio.to_thread(mail.wait_for, 3, 60)
             assert sink.rules.reminder_at() is None  # the one reminder is spent: none is planned
             await asyncio.sleep(REMINDER_AFTER_S)  # waiting for something that must NOT happen
             assert agent.state.notify == "ok"
@@ -79,15 +79,15 @@ async def test_warn_pause_resume_restart_fail_again_is_one_per_episode_and_no_st
         first = build_agent(settings, timing=TIMING)
         async with running(first):
             await print_until_paused(first, world)
-            await asyncio.to_thread(hook.wait_for, 2, 10)
+            await asyncio.to_thread(hook.wait_for, 2, 60)
         # Restarted while paused: the same print is found again and nothing is told again.
         second = build_agent(settings, timing=TIMING)
         async with running(second):
             await until(second, lambda s: s.print_state in ("paused", "unknown"))
             assert len(hook.received) == 2
             world.printer.panel_resume()  # the user looked and resumed; the print fails again
-            await until(second, lambda s: s.paused_by == "agent", within=30)
-            received = await asyncio.to_thread(hook.wait_for, 4, 10)
+            await until(second, lambda s: s.paused_by == "agent", within=60)
+            received = await asyncio.to_thread(hook.wait_for, 4, 60)
             assert second.state.notify == "ok"  # the dead one is still being retried
     assert kinds([r.title for r in received]) == [WARNING, PAUSED, WARNING, PAUSED]
     record = json.loads((tmp_path / RECORD_FILE).read_text())
@@ -109,7 +109,7 @@ async def test_nothing_is_sent_for_a_pause_the_user_made(world: SimWorld, tmp_pa
             await until(agent, lambda s: s.print_state == "printing")
             agent.on_command("pause", "")
             await until(agent, lambda s: s.paused_by == "user")
-            await asyncio.to_thread(hook.wait_for, 1, 10)
+            await asyncio.to_thread(hook.wait_for, 1, 60)
             await asyncio.sleep(1.0)  # twice reminder_after_s: no reminder may come
     assert kinds([r.title for r in hook.received]) == ["print started"]
 

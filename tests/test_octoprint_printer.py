@@ -58,7 +58,7 @@ class Recorder(Sink):
         self.events.append(dict(event))
         self._arrived.set()
 
-    async def wait_for_event(self, event_type: str, within: float = 10.0) -> dict[str, Any]:
+    async def wait_for_event(self, event_type: str, within: float = 30.0) -> dict[str, Any]:
         async with asyncio.timeout(within):
             while not (found := [e for e in self.events if e["type"] == event_type]):
                 self._arrived.clear()
@@ -138,11 +138,11 @@ async def test_found_idle_then_a_print_started_on_the_printer_is_followed_to_its
         # OctoPrint's printer answers `M27 C` like `M27` (`Not SD printing`), never with
         # `Current file:` as Marlin does (serial.md, "Knowing the print state": `M27 C` →
         # `Current file: NAME`, with nothing open `Current file: (no file)`).
-        await f.printer.wait_for_async(lambda s: "M27 C" in s["received"], 10)
+        await f.printer.wait_for_async(lambda s: "M27 C" in s["received"], 30)
         f.printer.debug(f"start_sd {FILE}")  # the printer's own panel starts the print
         await until(f.agent, lambda s: s.print_state == "printing")
         await until(f.agent, lambda s: (s.progress or 0) > 0 and s.score is not None)
-        await until(f.agent, lambda s: s.print_state == "idle", within=20)
+        await until(f.agent, lambda s: s.print_state == "idle", within=60)
     types = f.recorder.types
     assert types[0] == "print_started" and f.recorder.events[0]["file"] == FILE, types
     assert types[-1] == "print_finished"
@@ -151,6 +151,21 @@ async def test_found_idle_then_a_print_started_on_the_printer_is_followed_to_its
     assert f.recorder.print_states()[:3] == ["offline", "idle", "printing"], f.recorder.print_states()
     assert f.service.contexts_created == 1
     assert not (tmp_path / "state" / CONTEXT_FILE).exists()  # the ended print's context is dropped
+
+
+def last_cold_moment(printer: OctoPrintPrinter, hot_c: float, timeout_s: float = 60) -> float:
+    """Once the hotend reached `hot_c`: the last moment it was known to be below. A status asked at
+    `asked` and answered below `hot_c` proves it was below then (it only rises while heating),
+    however late the answer comes on a loaded machine."""
+    deadline = time.monotonic() + timeout_s
+    cold_at = time.monotonic()
+    while time.monotonic() < deadline:
+        asked = time.monotonic()
+        if printer.status()["hotend"] >= hot_c:
+            return cold_at
+        cold_at = asked
+        time.sleep(0.05)
+    raise TimeoutError(f"the hotend did not reach {hot_c:g} °C within {timeout_s:g} s")
 
 
 async def test_a_heating_print_is_not_inspected_and_its_frozen_byte_is_no_pause(tmp_path: Path) -> None:
@@ -162,15 +177,14 @@ async def test_a_heating_print_is_not_inspected_and_its_frozen_byte_is_no_pause(
         # While it heats for M109, OctoPrint's printer prints `T:31.37` lines without the
         # target, where Marlin prints `T:31.37 /60.00 B:...` (serial.md, "Temperatures"), and it
         # takes no command, so an `M155` sent then would wait: start once auto-reports are on.
-        await f.printer.wait_for_async(lambda s: "M155 S2" in s["received"], 10)
+        await f.printer.wait_for_async(lambda s: "M155 S2" in s["received"], 30)
         f.printer.debug(f"start_sd {FILE}")
         # The agent counts a hotend within 3 °C of its target as hot (HEATING_MARGIN_C): from
         # then on it may inspect. It learns the temperature from reports, so never earlier.
-        await f.printer.wait_for_async(lambda s: s["hotend"] >= target - 3, 20)
-        hot_at = time.monotonic() - 0.1  # the status is polled every 50 ms
-        await asyncio.to_thread(f.service.wait_for_calls, 2, 15)
-        await until(f.agent, lambda s: s.print_state == "idle", within=20)
-    early = [c for c in process_calls(f.service) if c.at < hot_at]
+        cold_at = await asyncio.to_thread(last_cold_moment, f.printer, target - 3)
+        await asyncio.to_thread(f.service.wait_for_calls, 2, 30)
+        await until(f.agent, lambda s: s.print_state == "idle", within=60)
+    early = [c for c in process_calls(f.service) if c.at < cold_at]
     assert not early, f"{len(early)} Process calls while the printer was still heating"
     assert f.recorder.types == ["print_started", "print_finished"]  # the frozen byte was no pause
 
@@ -179,7 +193,7 @@ async def test_an_auto_pause_is_confirmed_and_a_resume_on_the_panel_is_seen(tmp_
     files = {FILE: gcode(300, start=("M104 S50",))}
     async with following(tmp_path, files, 0.1, cool_down_after_s=0.5, resume_grace_s=60) as f:
         f.printer.debug(f"start_sd {FILE}")
-        await until(f.agent, lambda s: s.paused_by == "agent" or s.pause_failed, within=30)
+        await until(f.agent, lambda s: s.paused_by == "agent" or s.pause_failed, within=60)
         assert not f.agent.state.pause_failed, f.recorder.events
         assert f.agent.state.print_state == "paused"
         status = f.printer.status()
@@ -190,12 +204,12 @@ async def test_an_auto_pause_is_confirmed_and_a_resume_on_the_panel_is_seen(tmp_
         assert status["received"].count("M25") == 1
         # The hotend cooldown of a pause without parking is armed (serial.md, "After the pause is
         # confirmed": do not leave a hot nozzle resting on the part).
-        await f.printer.wait_for_async(lambda s: s["hotend_target"] == 0, 10)
+        await f.printer.wait_for_async(lambda s: s["hotend_target"] == 0, 30)
         calls = len(process_calls(f.service))
         f.printer.panel_resume()  # the user cleared the bed and pressed Resume on the printer
         await until(f.agent, lambda s: s.print_state == "printing")
         assert f.agent.state.paused_by is None
-        await asyncio.to_thread(f.service.wait_for_calls, len(f.service.calls) + 1, 10)
+        await asyncio.to_thread(f.service.wait_for_calls, len(f.service.calls) + 1, 30)
     types = f.recorder.types
     assert types[:2] == ["print_started", "failure_warning"], types
     assert "failure_paused" in types and "pause_failed" not in types
@@ -218,7 +232,7 @@ async def test_a_resume_over_mqtt_meets_octoprints_m24_which_ends_the_print(tmp_
         f.agent.on_command("resume", "")
         await until(f.agent, lambda s: s.print_state == "idle")
         assert f.printer.status()["sd"] == "idle"
-        failed = await f.recorder.wait_for_event("pause_failed", within=5)
+        failed = await f.recorder.wait_for_event("pause_failed", within=30)
     assert failed["resume"] is True and "ended the print" in failed["message"], failed
     assert "print_finished" in f.recorder.types and "print_resumed" not in f.recorder.types
 
@@ -238,7 +252,7 @@ async def test_a_print_stopped_on_the_panel_ends_and_the_next_one_starts(tmp_pat
         # printer cannot say with `M27 C` whether a file is still open (see the first test).
         f.printer.debug("start_sd vase.gcode")
         await until(f.agent, lambda s: s.print_state == "printing" and s.file == "vase.gcode")
-        await asyncio.to_thread(f.service.wait_for_calls, len(f.service.calls) + 1, 10)
+        await asyncio.to_thread(f.service.wait_for_calls, len(f.service.calls) + 1, 30)
         f.printer.panel_stop()
         await until(f.agent, lambda s: s.print_state != "printing")
         f.printer.debug(f"start_sd {FILE}")
@@ -259,7 +273,7 @@ async def test_an_unplugged_cable_mid_print_is_the_same_print_when_it_comes_back
         await until(f.agent, lambda s: s.print_state == "offline")
         f.printer.replug()
         await until(f.agent, lambda s: s.print_state == "printing")
-        await asyncio.to_thread(f.service.wait_for_calls, len(f.service.calls) + 1, 10)
+        await asyncio.to_thread(f.service.wait_for_calls, len(f.service.calls) + 1, 30)
     assert f.recorder.types == ["print_started"], f.recorder.types  # no second start, nothing lost
     assert "offline" in f.recorder.print_states()
     assert f.service.contexts_created == 1
@@ -282,9 +296,9 @@ async def test_garbled_and_lost_lines_neither_stop_the_follow_nor_the_pause(tmp_
         await until(f.agent, lambda s: s.print_state == "printing")
         await f.printer.wait_for_async(lambda s: len(s["received"]) >= 13, 30)  # past line 9
         f.agent.on_command("pause", "")
-        await f.printer.wait_for_async(lambda s: "M25" in s["received"], 10)
+        await f.printer.wait_for_async(lambda s: "M25" in s["received"], 30)
         f.printer.debug("dont_answer")  # the next line is lost: a query of the pause's confirmation
-        await until(f.agent, lambda s: s.paused_by == "user" or s.pause_failed, within=40)
+        await until(f.agent, lambda s: s.paused_by == "user" or s.pause_failed, within=60)
         assert f.agent.state.print_state == "paused", f.recorder.events
         status = f.printer.status()
         assert status["sd"] == "paused" and status["received"].count("M25") == 1
@@ -330,7 +344,7 @@ async def test_an_agent_restarted_mid_print_keeps_the_context_and_its_pace(
             await until(first, lambda s: s.print_state == "idle")
             start_print(world)
             await until(first, lambda s: s.print_state == "printing")
-            await asyncio.to_thread(world.service.wait_for_calls, 3, 15)  # createcontext + 2 Process
+            await asyncio.to_thread(world.service.wait_for_calls, 3, 30)  # createcontext + 2 Process
         last_call = process_calls(world.service)[-1].at
         calls = len(world.service.calls)
         # The restarted agent opens the port again and finds the print running; neither printer
@@ -338,7 +352,7 @@ async def test_an_agent_restarted_mid_print_keeps_the_context_and_its_pace(
         second, recorder = make_agent(world, state_dir)
         async with running(second):
             await until(second, lambda s: s.print_state == "printing")
-            await asyncio.to_thread(world.service.wait_for_calls, calls + 1, 15)
+            await asyncio.to_thread(world.service.wait_for_calls, calls + 1, 30)
         after = world.service.calls[calls:]
         assert [c.endpoint for c in after][:1] == ["process"], "a second context for the same print"
         assert world.service.contexts_created == 1

@@ -63,7 +63,7 @@ def options(**extra: Any) -> dict[str, Any]:
 async def test_idle_at_connect(profile: str, vp: VirtualPrinter, events: Events) -> None:
     async with running(vp.port, events, **options()) as printer:
         await events.wait_for(K.CONNECTED)
-        await vp.wait_for_async(lambda: len(vp.received) >= 8, 2.0)  # several polls answered
+        await vp.wait_for_async(lambda: len(vp.received) >= 8, 30.0)  # several polls answered
         assert printer.print_state is PrintState.IDLE
     assert {e.kind for e in events.seen} <= {K.CONNECTED, K.TEMPERATURE}, "state only, no event"
 
@@ -87,7 +87,7 @@ async def test_start_progress_finish(profile: str, events: Events) -> None:
 async def test_panel_pause_resume(profile: str, vp: VirtualPrinter, events: Events) -> None:
     async with running(vp.port, events, **options()):
         await start_print(vp, events)
-        await vp.wait_for_async(lambda: vp.state == "printing", 2.0)
+        await vp.wait_for_async(lambda: vp.state == "printing", 30.0)
         vp.panel_pause()
         paused = await events.wait_for(K.PAUSED)
         vp.panel_resume()
@@ -113,7 +113,7 @@ async def test_reset_mid_print(profile: str, vp: VirtualPrinter, events: Events)
         error = await events.wait_for(K.ERROR)
         vp.panel_start()
         await events.wait_for(K.PRINT_STARTED, count=2)
-        await vp.wait_for_async(lambda: vp.state == "printing", 2.0)
+        await vp.wait_for_async(lambda: vp.state == "printing", 30.0)
         await printer.pause()  # the link renumbered and talks to the rebooted firmware
     assert "restarted" in error.message
 
@@ -154,7 +154,7 @@ async def test_agent_pause_confirmed(
     dialect = DIALECTS[dialect_of(profile)]
     async with running(vp.port, events, **options(confirm_window_s=0.15)) as printer:
         await start_print(vp, events)
-        await vp.wait_for_async(lambda: vp.state == "printing", 2.0)
+        await vp.wait_for_async(lambda: vp.state == "printing", 30.0)
         await printer.pause()
         assert vp.state == "paused"
         assert vp.parked == (profile == "marlin-park" or dialect.name == "prusa")
@@ -198,12 +198,12 @@ async def test_a_stall_is_never_taken_for_a_pause(profile: str, stall: str, even
             vp.port, events, **options(confirm_timeout_s=0.6, confirm_window_s=0.15)
         ) as printer:
             await start_print(vp, events)
-            await vp.wait_for_async(lambda: vp.state == "printing", 2.0)
+            await vp.wait_for_async(lambda: vp.state == "printing", 30.0)
             vp.stall(0.8, stall)
             with pytest.raises(PauseFailed):
                 await printer.pause()
             vp.stall(1.0, stall)  # and a stall with no pause at all is no pause either
-            await vp.wait_for_async(lambda: vp.progress > 0 and not vp.stalled, 3.0)
+            await vp.wait_for_async(lambda: vp.progress > 0 and not vp.stalled, 30.0)
             await printer.send("M105")
     assert K.PAUSED not in events.kinds()
     assert printer.print_state is PrintState.PRINTING
@@ -215,12 +215,12 @@ async def test_resume_after_cooldown(profile: str, vp: VirtualPrinter, events: E
     dialect = DIALECTS[dialect_of(profile)]
     async with running(vp.port, events, **options(cool_down_after_s=0.2, confirm_window_s=0.15)) as printer:
         await start_print(vp, events)
-        await vp.wait_for_async(lambda: vp.state == "printing", 2.0)
+        await vp.wait_for_async(lambda: vp.state == "printing", 30.0)
         await printer.pause()
         if dialect.pause_keeps_hotend_hot:
             off = await events.wait_for(K.HEATERS_OFF)
             assert off.temperatures == {"hotend": 205.0}
-        assert await vp.wait_for_async(lambda: vp.temperatures["hotend_target"] == 0, 2.0)
+        assert await vp.wait_for_async(lambda: vp.temperatures["hotend_target"] == 0, 30.0)
         assert vp.temperatures["bed_target"] == 60.0, "the bed is left on"
         await printer.resume()
         assert vp.state == "printing"
@@ -239,15 +239,20 @@ async def test_resume_after_cooldown(profile: str, vp: VirtualPrinter, events: E
 async def test_a_mute_printer_is_reported_and_followed_again(
     profile: str, vp: VirtualPrinter, events: Events
 ) -> None:
-    async with running(vp.port, events, **options(silence_s=1.5)) as printer:
+    silence_s = 4.0
+    async with running(vp.port, events, **options(silence_s=silence_s)) as printer:
         await start_print(vp, events)
         muted_at = asyncio.get_running_loop().time()
         vp.mute()
-        silent = await events.wait_for(K.SILENT, timeout_s=4.0)
-        assert asyncio.get_running_loop().time() - muted_at <= 1.5 + 0.5, "reported within silence_s"
+        silent = await events.wait_for(K.SILENT, timeout_s=30.0)
+        # The figure protected: printer.silence_s. By design SILENT comes a third of it after the
+        # last line plus two probes of a fifth (2.9 s here, polls being 0.05 s apart); the 2 s past
+        # silence_s are scheduling slack on a loaded machine, 3 s beyond the design's figure.
+        elapsed = asyncio.get_running_loop().time() - muted_at
+        assert elapsed <= silence_s + 2.0, "reported within silence_s"
         assert printer.print_state is PrintState.UNKNOWN and silent.unseen_print
         vp.unmute()
-        await events.wait_for(K.RESPONDING, timeout_s=4.0)
-        await events.wait_for(K.CONTINUED, timeout_s=4.0)
+        await events.wait_for(K.RESPONDING, timeout_s=30.0)
+        await events.wait_for(K.CONTINUED, timeout_s=30.0)
     assert events.kinds().count(K.PRINT_STARTED) == 1
     assert not {K.CANCELLED, K.LOST, K.FINISHED, K.PAUSED} & set(events.kinds())

@@ -399,6 +399,18 @@ def test_a_print_held_over_a_disconnect_goes_on_or_is_lost() -> None:
     assert kinds(follower, CurrentFile(None)) == [K.LOST]
 
 
+def test_a_held_print_reported_before_the_handshake_ends_is_not_started_again() -> None:
+    # The race behind a flaky test_unplug_and_replug: auto-reports arrive on the reopened port
+    # before the link's handshake (M110, M115) is over and it says connected.
+    follower = connected(MARLIN)
+    kinds(follower, FileOpened("a.gcode", 100), SdProgress(10, 100))
+    follower.disconnected("unplugged")
+    assert kinds(follower, SdProgress(30, 100)) == [K.CONTINUED, K.PROGRESS]
+    (back,) = follower.connected("fw", MARLIN)
+    assert back.state is PrintState.PRINTING
+    assert kinds(follower, SdProgress(40, 100)) == [K.PROGRESS], "the same print, not a new one"
+
+
 def test_silence_makes_the_state_unknown_and_the_print_goes_on_when_it_answers() -> None:
     follower = connected(MARLIN)
     kinds(follower, FileOpened("a.gcode", 100), SdProgress(10, 100))

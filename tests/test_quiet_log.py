@@ -133,7 +133,9 @@ def test_a_flood_that_goes_on_gets_ever_longer_windows(journal: Journal) -> None
 async def test_the_count_is_written_when_the_window_closes_on_the_event_loop(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(quiet_log, "BURST_WINDOW_S", 0.05)
+    # The three lines below must fall in one window even if the thread is preempted between them on
+    # a loaded machine (tens of ms); 1 s is far more, and the test waits for the close only once.
+    monkeypatch.setattr(quiet_log, "BURST_WINDOW_S", 1.0)
     written = asyncio.Event()
 
     class Notify(logging.Handler):
@@ -145,7 +147,7 @@ async def test_the_count_is_written_when_the_window_closes_on_the_event_loop(
     burst = BurstLog(journal.logger)
     for _ in range(3):
         burst.log_line(logging.INFO, "Monitoring switched on")
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(30):
         await written.wait()
     assert journal.lines()[-1].startswith('INFO quiet-log-test: 2 more like "Monitoring switched on"')
 

@@ -43,7 +43,7 @@ class NotifyListener:
     def env(self, **extra: str) -> dict[str, str]:
         return {"NOTIFY_SOCKET": self.address, **extra}
 
-    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 10.0) -> str:
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
         """The first message (already received or arriving within `timeout`) that matches."""
         for message in self.messages:
             if predicate(message):

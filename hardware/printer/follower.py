@@ -103,7 +103,10 @@ class PrintFollower:
         self._status_seen = False
         self._opened = False
         self._silent = False
-        self.state = PrintState.UNKNOWN if self._held else PrintState.IDLE
+        # A printer that kept its auto-reports through a replug sends them before the handshake
+        # ends: a print they already showed going on stays followed, not found again.
+        if not self.in_print:
+            self.state = PrintState.UNKNOWN if self._held else PrintState.IDLE
         return [self.event(K.CONNECTED, firmware=firmware, dialect=dialect.name)]
 
     def disconnected(self, reason: str) -> list[PrinterEvent]:
