@@ -38,7 +38,7 @@ NONE_MISSED = Goal("none", lambda median, low, high: high == 0)
 
 
 def measure(broker: MosquittoBroker, agents: int, window_s: float, one_pi: bool = False) -> list[Row]:
-    label = f"{agents} printers on one Pi" if one_pi else f"{agents} agents"
+    label = f"{agents} printer{'s' if agents > 1 else ''} on one Pi" if one_pi else f"{agents} agents"
     counts: list[int] = []  # one Pi: its shared count, then each agent's own, once all stopped
     processes: list[AgentProcess] = []
     with ExitStack() as stack:

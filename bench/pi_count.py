@@ -23,14 +23,14 @@ def measure(sizes: tuple[int, ...], calls: int) -> list[Row]:
             total = (JsonRecord(Path(tmp) / PI_USAGE_FILE).load() or {}).get("calls", 0)
         rows += [
             Row(
-                f"Pi count, {printers} agents at once: calls/s",
+                f"Pi count, {printers} agent{'s' if printers > 1 else ''} at once: calls/s",
                 "calls/s",
                 [sum(counted) / elapsed],
                 note=f"{calls} calls each, flock + atomic replace with fsync per call",
                 digits=0,
             ),
             Row(
-                f"Pi count, {printers} agents at once: lost updates",
+                f"Pi count, {printers} agent{'s' if printers > 1 else ''} at once: lost updates",
                 "",
                 [float(printers * calls - total)],
                 NONE_MISSED,

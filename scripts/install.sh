@@ -245,12 +245,13 @@ enabled_instances() {
 
 uninstall() {
   local instances
-  mapfile -t instances < <(enabled_instances)
-  if [ ${#instances[@]} -gt 0 ]; then
+  instances=$(enabled_instances) # no process substitution: a chroot may have no /dev/fd
+  if [ -n "$instances" ]; then
+    # shellcheck disable=SC2086 # unit names, one a line, without spaces
     if booted; then
-      systemctl disable --now --quiet "${instances[@]}" || true
+      systemctl disable --now --quiet $instances || true
     else
-      systemctl disable --quiet "${instances[@]}" || true
+      systemctl disable --quiet $instances || true
     fi
   fi
   rm -f "$TEMPLATE"

@@ -165,6 +165,40 @@ def test_cloud_init_installs_from_the_boot_partition_with_a_valid_config(tmp_pat
     )
 
 
+def test_cloud_init_example_for_two_printers_is_valid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commented example in user-data, put in place of the one-printer parts, is valid
+    cloud-config, installs an agent per printer, and each config reads as its instance's."""
+    block = (CLOUD_INIT / "user-data").read_text().split("\n# write_files:\n", 1)[1]
+    example = yaml.safe_load(
+        "write_files:\n" + "\n".join(line.removeprefix("# ") for line in block.splitlines())
+    )
+    assert example["runcmd"] == [
+        ["bash", "/boot/firmware/layerguard/scripts/install.sh", "--printer", "left", "--printer", "right"]
+    ]
+    user_data = _user_data()
+    one_printer = "/etc/layerguard/layerguard.toml"
+    user_data["write_files"] = [f for f in user_data["write_files"] if f["path"] != one_printer]
+    user_data["write_files"] += example["write_files"]
+    user_data["runcmd"] = example["runcmd"]
+    merged = tmp_path / "user-data"
+    merged.write_text("#cloud-config\n" + yaml.safe_dump(user_data))
+    result = run(tool("cloud-init"), "schema", "--config-file", merged)
+    assert result.returncode == 0, result.stderr
+    monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(tmp_path / "no-secrets"))
+    ports = set()
+    for entry in example["write_files"]:
+        name = Path(entry["path"]).stem
+        config = tmp_path / f"{name}.toml"
+        config.write_text(entry["content"])
+        monkeypatch.setenv("LAYERGUARD_INSTANCE", name)
+        settings = load_settings(config)
+        assert settings.agent.printer_id == name and settings.mqtt.enabled
+        ports.add(settings.printer.port)
+    assert len(ports) == 2
+
+
 def test_network_config_is_valid_netplan(tmp_path: Path) -> None:
     netplan_dir = tmp_path / "etc" / "netplan"
     netplan_dir.mkdir(parents=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -21,15 +22,9 @@ NOV_20 = datetime(2026, 11, 20, 12, tzinfo=UTC).timestamp()
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def meter(directory: Path, printer: str, clock: Clock, budget: int = 0, scope: str = "pi") -> UsageMeter:
+def meter(
+    directory: Path, printer: str, clock: Callable[[], float], budget: int = 0, scope: str = "pi"
+) -> UsageMeter:
     return UsageMeter(
         JsonRecord(directory / printer / "gadget-usage.json"),
         budget=budget,
@@ -53,7 +48,11 @@ def test_concurrent_agents_never_pass_the_pis_budget(tmp_path: Path) -> None:
 
 
 def test_the_budget_caps_the_pi_and_each_printer_keeps_its_own_count(tmp_path: Path) -> None:
-    clock = Clock(NOV_20)
+    now = [NOV_20]  # wall time the test moves: a month boundary without waiting for it
+
+    def clock() -> float:
+        return now[0]
+
     left, right = meter(tmp_path, "left", clock, budget=3), meter(tmp_path, "right", clock, budget=3)
     left.count_call()
     left.count_call()
@@ -73,14 +72,16 @@ def test_the_budget_caps_the_pi_and_each_printer_keeps_its_own_count(tmp_path: P
         late.count_call()
     assert (late.calls, late.pi_calls) == (0, 4)
     # A new month: every count starts again.
-    clock.now = DEC_1
+    now[0] = DEC_1
     assert (left.calls, left.pi_calls) == (0, 0)
     right.count_call()
     assert (right.calls, left.pi_calls) == (1, 1)
 
 
 def test_a_printer_scoped_budget_counts_only_the_printers_own_calls(tmp_path: Path) -> None:
-    clock = Clock(NOV_20)
+    def clock() -> float:
+        return NOV_20
+
     left = meter(tmp_path, "left", clock, budget=2, scope="printer")
     right = meter(tmp_path, "right", clock, budget=2, scope="printer")
     for agent in (left, right, left, right):
@@ -96,8 +97,9 @@ def test_an_unusable_shared_file_leaves_the_printers_own_count_going(
 ) -> None:
     blocked = tmp_path / "not-a-dir"
     blocked.write_text("a file where the shared folder should be")
-    clock = Clock(NOV_20)
-    agent = UsageMeter(JsonRecord(tmp_path / "own.json"), clock=clock, pi=partial(PiUsage, blocked, "left"))
+    agent = UsageMeter(
+        JsonRecord(tmp_path / "own.json"), clock=lambda: NOV_20, pi=partial(PiUsage, blocked, "left")
+    )
     with caplog.at_level(logging.WARNING):
         agent.count_call()
         agent.count_call()
