@@ -25,7 +25,7 @@ CACHE=${LAYERGUARD_BOOT_CACHE:-/var/cache/layerguard-boot}
 PACKAGES=systemd-sysv,udev,kmod,dbus,cloud-init,netplan.io,python3,python3-venv,openssh-server,sudo,iproute2,dosfstools,e2fsprogs,tzdata,linux-image-arm64
 HOST_TOOLS=(qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static
   update-binfmts:binfmt-support mmdebstrap:mmdebstrap arch-test:arch-test mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools
-  mcopy:mtools ssh:openssh-client socat:socat)
+  mcopy:mtools ssh:openssh-client socat:socat dpkg-architecture:dpkg-dev) # the last for the eatmydata hook
 
 # FAST: what changes how long the build takes, not what the image does.
 #  - eatmydata: dpkg's fsync()s are no-ops (the folder is copied into an image file at the end).

@@ -46,13 +46,16 @@ inside() { # in the new mount namespace: build the root, mount, run .ci/run
     while read -r lib; do dpkg -S "$lib" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null || true; done |
     cut -d: -f1 | sort -u | paste -sd,)
   local sources=("deb $mirror $release main" "deb $mirror $release-updates main") security
-  security=$(grep -rhoE 'https?://[^[:space:]]+/debian-security' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null | sed -n 1p) || true
+  security=$("$SRC/scripts/debian-mirror.sh" debian-security) || true
   [ -z "$security" ] || sources+=("deb $security $release-security main")
   say "mmdebstrap $release into $root"
   mmdebstrap --mode=root --variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/eatmydata \
     --include="ca-certificates,gcc,libc6-dev,$libs" "$release" "$root" "${sources[@]}" >"$dir/mmdebstrap.log" 2>&1 ||
-    die "mmdebstrap failed: see $dir/mmdebstrap.log"
+    die "mmdebstrap failed: $(tail -n 20 "$dir/mmdebstrap.log")"
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # The CAs this machine trusts (pip's cert names the bundle): a local CA is part of the kind.
+  cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
   [ ! -e /etc/pip.conf ] || cp /etc/pip.conf "$root/etc/pip.conf"
   [ ! -d /etc/xdg/pip ] || { mkdir -p "$root/etc/xdg" && cp -r /etc/xdg/pip "$root/etc/xdg/pip"; }
 
