@@ -118,7 +118,9 @@ class Guest:
             "-drive", f"if=none,id=seed,format=raw,file={seed}",
             "-device", "virtio-blk-pci,drive=seed",
             "-netdev", f"user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22,{guestfwd}",
-            "-device", "virtio-net-pci,netdev=net",
+            # romfile= (none): the kernel is booted directly (-kernel), so the card never
+            # network-boots and its iPXE ROM (Debian's ipxe-qemu, not installed) is never needed.
+            "-device", "virtio-net-pci,netdev=net,romfile=",
             # QEMU's usb-serial is an FTDI FT232 (0403:6001): the guest's ftdi_sio makes a ttyUSB.
             "-chardev", f"serial,id=printer,path={serial_tty}",
             "-device", "qemu-xhci,id=xhci",
