@@ -88,18 +88,21 @@ def check_state_dir(settings: Settings) -> str:
 
 
 def check_camera(settings: Settings) -> str:
+    from agent.framing import in_effect
     from hardware.camera.base import CameraError
     from hardware.camera.factory import open_camera
 
+    framing = in_effect(settings)
     try:
-        camera = open_camera(settings.camera)
+        camera = open_camera(settings.camera, framing.framing)
         try:
             frame = camera.capture()
         finally:
             camera.close()
     except CameraError as exc:
         raise CheckFailed(f"{settings.camera.source.split('?')[0]}: {exc}") from None
-    return f"captured a {len(frame) // 1024} KiB JPEG from {settings.camera.source.split('://')[0]}"
+    source = settings.camera.source.split("://")[0]
+    return f"captured a {len(frame) // 1024} KiB JPEG from {source}; {framing.describe()}"
 
 
 def check_serial_port(settings: Settings) -> str:

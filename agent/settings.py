@@ -26,6 +26,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from hardware.camera.framing import check_crop, check_rect
+
 DEFAULT_CONFIG_PATH = Path("/etc/layerguard/layerguard.toml")
 ENV_PREFIX = "LAYERGUARD_"
 # Where secrets may live as one file per setting: systemd credentials, Docker/Compose secrets, local.
@@ -84,6 +86,22 @@ class CameraSection(_Section):
     hflip: bool = False
     vflip: bool = False
     jpeg_quality: int = Field(85, ge=1, le=100)
+    # Rectangles [x0, y0, x1, y1] in fractions of the frame: painted over (masks), or kept (crop).
+    # Set here (or in the environment), they win over what the page saved in the state directory.
+    masks: list[tuple[float, float, float, float]] = Field(default_factory=list, max_length=32)
+    crop: tuple[float, float, float, float] | None = None
+
+    @field_validator("masks")
+    @classmethod
+    def _masks_in_frame(cls, value: list[tuple[float, float, float, float]]) -> list[Any]:
+        return [check_rect(rect, "mask") for rect in value]
+
+    @field_validator("crop", mode="before")
+    @classmethod
+    def _crop_in_frame(cls, value: Any) -> Any:
+        if value in (None, [], ""):
+            return None  # `crop = []` in the file: no crop, and the page's crop is not used
+        return check_crop(tuple(value)) if isinstance(value, list | tuple) else value
 
     @field_validator("source")
     @classmethod

@@ -18,12 +18,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fleet, footprint, history, hostile, octoprint, reaction, startup, upload
+from bench import fleet, footprint, history, hostile, masking, octoprint, reaction, startup, upload
 from bench.procstat import Window
 from bench.report import Row, Skipped, render
 from sim.broker import MosquittoBroker, MosquittoNotFound
 
-FIGURES = ("upload", "startup", "reaction", "footprint", "hostile", "octoprint", "fleet", "history")
+FIGURES = (
+    "upload",
+    "startup",
+    "reaction",
+    "footprint",
+    "hostile",
+    "octoprint",
+    "fleet",
+    "history",
+    "masking",
+)
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
 
@@ -38,10 +48,11 @@ class Plan:
     hostile_drip: bool  # the slow answer takes the whole 30 s deadline
     history_hours: int  # of simulated monitoring
     renders: int  # of the report worker, after one that builds the font cache
+    frames: int  # framed (masked and cropped) frames timed
 
 
-FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, True, 4, 5)
-QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, False, 1, 1)
+FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, True, 4, 5, 200)
+QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, False, 1, 1, 10)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -127,6 +138,10 @@ def _history(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(history.measure(plan.history_hours, plan.renders))
 
 
+def _masking(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    return list(masking.measure(plan.frames))
+
+
 _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "upload": _upload,
     "startup": _startup,
@@ -136,6 +151,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "octoprint": _octoprint,
     "fleet": _fleet,
     "history": _history,
+    "masking": _masking,
 }
 
 
