@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from agent import labels
 from agent.detection.base import Detector
 from agent.detection.context import PrintKey
 from agent.detection.verdict import DetectionError, Verdict
@@ -145,6 +146,7 @@ class Agent:
     def _begin_session(self, print_key: PrintKey) -> None:
         self._stop_session()
         self.guard.reset()
+        self.state.alerts_muted = None
         self.state.clear_inspection()
         self.state.monitoring = True  # switching it off over MQTT holds for one print only
         self.state.detection = "starting"
@@ -208,6 +210,7 @@ class Agent:
             },
         )
         decision = self.guard.decide(verdict, asyncio.get_running_loop().time())
+        s.alerts_muted = self.guard.muted  # a false alarm's quiet ends when the score climbs
         if decision.warn:
             log.warning("Failure warning: score %d", verdict.score)
             self._emit(
@@ -295,6 +298,10 @@ class Agent:
                 name,
                 "pause" if self._pausing else "resume",
             )
+        elif name == "label":
+            labels.label_last_alert(self, payload)
+        elif name == "snooze":
+            labels.snooze(self)
         elif name == "pause" and self.tracker.state is PrintState.PRINTING:
             self._spawn(self._pause(by="user"))
         elif name == "resume" and self.tracker.state is PrintState.PAUSED:
