@@ -1,4 +1,4 @@
-"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report.
+"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report, label.
 
 Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--config", metavar="FILE", help=config_help)
     history.add_argument("--json", action="store_true", help="as JSON, for scripts")
     history.add_argument("--limit", type=_positive, default=20, metavar="N", help="at most N prints (20)")
+    history.add_argument(
+        "--figures", action="store_true", help="only the alert figures: false alarms, real failures, rate"
+    )
+    label = sub.add_parser("label", help="label the last alert of a print: real (failure) or false-alarm")
+    label.add_argument(
+        "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
+    )
+    label.add_argument("verdict", metavar="real|false-alarm", help="what the alert was")
+    label.add_argument("--config", metavar="FILE", help=config_help)
     report = sub.add_parser("report", help="write the timeline picture of a print as a PNG")
     report.add_argument(
         "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
@@ -76,11 +85,13 @@ def main(argv: list[str] | None = None) -> int:
             from agent.notify.command import run_notify_test
 
             return run_notify_test(args.config)
-        if args.command in ("history", "report"):
+        if args.command in ("history", "report", "label"):
             from agent.history import commands
 
             if args.command == "history":
-                return commands.history(args.config, args.json, args.limit)
+                return commands.history(args.config, args.json, args.limit, args.figures)
+            if args.command == "label":
+                return commands.label(args.config, args.print_ref, args.verdict)
             return commands.report(args.config, args.print_ref, args.out)
         from agent.doctor import run_doctor
 
