@@ -1,0 +1,65 @@
+"""A false alarm labelled from Home Assistant's button (MQTT) resumes LayerGuard's pause and keeps
+the guard quiet; a real failure later in the same print still pauses. Real agent, virtual
+printer over a pty, the stand-in, Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from test_end_to_end import TIMING, running, until
+
+from agent.assembly import build_agent
+from sim.broker import MosquittoBroker
+from sim.mqtt_probe import MqttProbe
+from sim.world import sim_world
+
+P = "layerguard/labels"
+FAILURE_AT = 0.6
+
+
+async def test_a_false_alarm_resumes_and_mutes_and_a_real_failure_still_pauses(
+    broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+) -> None:
+    probe = mqtt_probe(f"{P}/#")
+    with sim_world(
+        file="cable.gcode",
+        failure_at=FAILURE_AT,
+        print_duration_s=24.0,
+        interval_s=0.5,
+        heat_duration_s=0.3,
+        pause_delay_s=0.3,
+        frame_size=(320, 240),
+        broker=broker,
+        clutter=True,  # a cable in view the stand-in scores ~70: a pause before anything fails
+    ) as world:
+        settings = world.settings(tmp_path, printer_id="labels", resume_grace_s=0)
+        agent = build_agent(settings, timing=TIMING)
+        async with running(agent):
+            await until(agent, lambda s: s.print_state == "idle")
+            world.printer.panel_start("cable.gcode")
+            await until(agent, lambda s: s.paused_by == "agent", within=30)
+            assert (agent.state.progress or 0) < 100 * FAILURE_AT  # the cable's false alarm
+            await asyncio.to_thread(probe.publish, f"{P}/command/label", "false_alarm")
+            await until(agent, lambda s: s.print_state == "printing" and s.alerts_muted == "false_alarm")
+            labelled = json.loads(
+                (
+                    await probe.wait_for(f"{P}/event", lambda p: json.loads(p)["type"] == "alert_labelled")
+                ).payload
+            )
+            assert labelled["label"] == "false_alarm" and labelled["resumed"] and labelled["score"] >= 50
+            # The cable goes on scoring high, the service goes on suggesting a pause: no second
+            # pause until the spaghetti climbs clearly above the false alarm's score.
+            await until(agent, lambda s: s.paused_by == "agent", within=60)
+            assert (agent.state.progress or 0) >= 100 * FAILURE_AT
+            assert world.printer.state == "paused"
+        events = [json.loads(m.payload) for m in probe.messages(f"{P}/event")]
+        kinds = [e["type"] for e in events]
+        assert kinds.count("failure_paused") == 2
+        assert (
+            kinds.index("alert_labelled")
+            < kinds.index("print_resumed")
+            < len(kinds) - kinds[::-1].index("failure_paused")
+        )
