@@ -127,6 +127,9 @@ class DetectionSection(_Section):
     # Spread the budget's remaining calls over the month, assuming this many printing hours a day;
     # 0 = inspect at the service's pace until the budget is used up.
     budget_spread_hours_per_day: float = Field(0.0, ge=0, le=24)
+    # A print whose printer and picture have not moved for this long is still (see agent.stillness):
+    # with the link gone, inspections stop; with the printer saying printing, print_stalled. 0 = off.
+    still_after_s: float = Field(600.0, ge=0, le=86400)
 
     @field_validator("api_url")
     @classmethod
@@ -174,6 +177,7 @@ NOTIFY_EVENTS = (
     "heaters_off",
     "detection_stopped",
     "pause_reminder",
+    "print_stalled",
     "detection_error",
     "print_started",
     "print_paused",
@@ -181,6 +185,7 @@ NOTIFY_EVENTS = (
     "print_finished",
     "print_cancelled",
     "print_lost",
+    "print_still",
 )
 NotifyEvent = Literal[NOTIFY_EVENTS]  # type: ignore[valid-type]
 
@@ -188,7 +193,7 @@ NotifyEvent = Literal[NOTIFY_EVENTS]  # type: ignore[valid-type]
 class NotifySection(_Section):
     # Apprise URLs; they carry tokens, so also read from the secret file notify__urls, one per line.
     urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    events: Annotated[list[NotifyEvent], NoDecode] = Field(default_factory=lambda: list(NOTIFY_EVENTS[:7]))
+    events: Annotated[list[NotifyEvent], NoDecode] = Field(default_factory=lambda: list(NOTIFY_EVENTS[:8]))
     attach_snapshot: bool = True
     # LayerGuard's pause still unattended this long notifies once more; 0 = no reminder.
     reminder_after_s: float = Field(1800.0, ge=0, le=7 * 86400)

@@ -38,6 +38,7 @@ class AgentState:
     pause_failed: bool = False  # LayerGuard's last pause was not confirmed (cleared by the next change)
     api_calls_month: int = 0  # Gadget Process calls this calendar month (UTC)
     api_calls_budget: int | None = None  # detection.monthly_budget, None when uncapped
+    print_still: bool = False  # the printer is out of reach and the picture still: no inspections
     alerts_muted: str | None = None  # for this print: snoozed, or false_alarm (until the score climbs)
     notify: str = "off"  # off (no notify.urls), ok, error: <service>: the last notification to it was lost
 
