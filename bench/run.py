@@ -18,7 +18,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fleet, footprint, history, hostile, masking, octoprint, reaction, startup, upload
+from bench import (
+    false_alarms,
+    fleet,
+    footprint,
+    history,
+    hostile,
+    masking,
+    octoprint,
+    reaction,
+    startup,
+    upload,
+)
 from bench.procstat import Window
 from bench.report import Row, Skipped, render
 from sim.broker import MosquittoBroker, MosquittoNotFound
@@ -33,6 +44,7 @@ FIGURES = (
     "fleet",
     "history",
     "masking",
+    "false_alarms",
 )
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
@@ -142,6 +154,10 @@ def _masking(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(masking.measure(plan.frames))
 
 
+def _false_alarms(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    return list(false_alarms.measure())
+
+
 _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "upload": _upload,
     "startup": _startup,
@@ -152,6 +168,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "fleet": _fleet,
     "history": _history,
     "masking": _masking,
+    "false_alarms": _false_alarms,
 }
 
 
