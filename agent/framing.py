@@ -79,6 +79,16 @@ def in_effect(settings: Settings) -> FramingInEffect:
     )
 
 
+def save_and_apply(settings: Settings, camera: Any, masks: list[Any], crop: Any | None) -> FramingInEffect:
+    """What the page calls when the user has drawn: save (ValueError, nothing saved, for a bad
+    rectangle), then hand the framing now in effect to the running agent's camera
+    (hardware.camera.factory.FittedCamera), which applies it from the next capture on."""
+    save(settings.agent.state_dir, masks, crop)
+    framing = in_effect(settings)
+    camera.framing = framing.framing
+    return framing
+
+
 def locked_by_config(settings: Settings) -> set[str]:
     """The keys the page cannot change: the config file or the environment sets them."""
     return {"masks", "crop"} & settings.camera.model_fields_set
