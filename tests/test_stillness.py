@@ -13,32 +13,29 @@ from typing import Any
 
 from PIL import Image
 from test_end_to_end import TIMING, running, until
+from test_octoprint_printer import FILE, gcode, make_agent, octoprint_world
 
 from agent.app import Agent
 from agent.assembly import build_agent
+from agent.outputs import Sink
 from agent.stillness import StillWatch
 from hardware.camera.motion import thumbnail
 from hardware.printer.events import PrinterEvent, PrinterEventKind
 from sim.frames import render_frame
+from sim.octoprint_printer import OctoPrintPrinter
 from sim.world import SimWorld, sim_world
 
 STILL_S = 2.0
 INTERVAL_S = 0.3
 
 
-class Events:
+class Events(Sink):
     """The agent's events, as its output stream carries them."""
 
     name = "events"
 
     def __init__(self) -> None:
         self.seen: list[dict[str, Any]] = []
-
-    def start(self, loop: asyncio.AbstractEventLoop) -> None: ...
-    async def stop(self) -> None: ...
-    def on_state(self, state: Any) -> None: ...
-    def on_inspection(self, jpeg: bytes, inspection: Any) -> None: ...
-    def on_report(self, png: bytes, name: str | None) -> None: ...
 
     def on_event(self, event: Any) -> None:
         self.seen.append(dict(event))
@@ -148,6 +145,29 @@ async def test_heating_a_long_g4_and_layerguards_own_pause_are_not_stalls(tmp_pa
             await until(agent, lambda s: s.print_state == "paused")
             await asyncio.sleep(2 * STILL_S)  # waiting for something that must NOT happen
         assert "print_stalled" not in events.kinds() and "print_still" not in events.kinds()
+
+
+async def test_octoprints_printer_unplugged_with_a_still_picture_stops_inspections(tmp_path: Path) -> None:
+    """The same with a printer nobody here wrote: OctoPrint's VirtualPrinter, its cable pulled."""
+    with octoprint_world(tmp_path, {FILE: gcode(600)}) as made:
+        agent, _ = make_agent(made, tmp_path / "state", still_after_s=STILL_S)
+        events = Events()
+        agent.outputs.add(events)
+        async with running(agent):
+            await until(agent, lambda s: s.print_state == "idle")
+            assert isinstance(made.printer, OctoPrintPrinter)
+            made.printer.debug(f"start_sd {FILE}")
+            await until(agent, lambda s: s.print_state == "printing" and s.score is not None, within=20)
+            frozen = made.printer.progress / 100
+            made.webcam.progress = lambda: frozen  # the printer switched off: nothing moves in view
+            made.printer.unplug()
+            await until(agent, lambda s: s.print_still, within=STILL_S + 15)
+            calls = process_calls(made)
+            await asyncio.sleep(5 * INTERVAL_S)  # waiting for something that must NOT happen
+            assert process_calls(made) == calls
+            made.printer.replug()  # the printer answers again: inspections go on
+            await until(agent, lambda s: not s.print_still and s.print_state == "printing", within=20)
+        assert events.kinds().count("print_still") == 1 and "print_stalled" not in events.kinds()
 
 
 def test_the_watch_counts_heat_busy_and_position_as_moving() -> None:
