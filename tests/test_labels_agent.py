@@ -60,3 +60,33 @@ async def test_a_false_alarm_resumes_and_mutes_and_a_real_failure_still_pauses(
         assert kinds.count("failure_paused") == 2
         paused_at = [n for n, kind in enumerate(kinds) if kind == "failure_paused"]
         assert paused_at[0] < kinds.index("alert_labelled") < kinds.index("print_resumed") < paused_at[1]
+
+
+async def test_a_snooze_keeps_the_rest_of_the_print_quiet(
+    broker: MosquittoBroker, mqtt_probe: Callable[..., MqttProbe], tmp_path: Path
+) -> None:
+    probe = mqtt_probe(f"{P}/#")
+    with sim_world(
+        file="cable.gcode",
+        failure_at=None,
+        print_duration_s=24.0,
+        interval_s=0.5,
+        heat_duration_s=0.3,
+        frame_size=(320, 240),
+        broker=broker,
+        clutter=True,
+    ) as world:
+        agent = build_agent(world.settings(tmp_path, printer_id="labels"), timing=TIMING)
+        async with running(agent):
+            await until(agent, lambda s: s.print_state == "idle")
+            await asyncio.to_thread(probe.publish, f"{P}/command/snooze", "PRESS")  # no print: answered
+            world.printer.panel_start("cable.gcode")
+            await until(agent, lambda s: s.print_state == "printing")
+            await asyncio.to_thread(probe.publish, f"{P}/command/snooze", "PRESS")
+            await until(agent, lambda s: s.alerts_muted == "snoozed")
+            # Twice the frames the stand-in needs to suggest a pause, all scoring the cable high.
+            await asyncio.to_thread(world.service.wait_for_calls, len(world.service.calls) + 14, 30)
+            assert agent.state.pause_suggested and world.printer.state == "printing"
+        kinds = [json.loads(m.payload)["type"] for m in probe.messages(f"{P}/event")]
+        assert kinds.count("alerts_snoozed") == 1
+        assert "failure_warning" not in kinds and "failure_paused" not in kinds
