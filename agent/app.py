@@ -246,7 +246,7 @@ class Agent:
     def _check_still(self) -> None:
         """Stop inspections of an unseen print whose picture stands still; say once when a print
         the printer calls running stands still in position and picture."""
-        still = self.tracker.unseen_print and self.motion.scene_still()
+        still = self.tracker.unseen_print and self.state.monitoring and self.motion.scene_still()
         if still != self.state.print_still:
             self.state.print_still = still
             if still:
@@ -256,13 +256,16 @@ class Agent:
                     self.motion.still_after_s,
                 )
                 self._emit("print_still", file=self.tracker.file, still_for_s=self.motion.still_after_s)
-                self._scene_task = asyncio.create_task(self._watch_scene(), name="scene-watch")
+                if self._scene_task is None or self._scene_task.done():
+                    self._scene_task = asyncio.create_task(self._watch_scene(), name="scene-watch")
             else:
-                log.warning("Print no longer still (the printer or the picture came back): inspecting again")
+                log.warning("Print no longer still: the printer or the picture came back")
             self._update_activity()
             self._state_changed()
         stalled = (
             self.tracker.state is PrintState.PRINTING
+            and self._session is not None
+            and self._session.active  # inspecting: the picture is known to stand still
             and not self.tracker.heating
             and not self._pausing
             and self.motion.printer_still()
