@@ -12,6 +12,9 @@ from pathlib import Path
 from test_end_to_end import TIMING, running, until
 
 from agent.assembly import build_agent
+from agent.cli import main
+from agent.health import supervise
+from agent.systemd import SystemdNotifier
 from sim.broker import MosquittoBroker
 from sim.mqtt_probe import MqttProbe
 from sim.world import sim_world
@@ -90,3 +93,37 @@ async def test_a_snooze_keeps_the_rest_of_the_print_quiet(
         kinds = [json.loads(m.payload)["type"] for m in probe.messages(f"{P}/event")]
         assert kinds.count("alerts_snoozed") == 1
         assert "failure_warning" not in kinds and "failure_paused" not in kinds
+
+
+async def test_layerguard_label_reaches_the_running_agent_over_mqtt(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """The command line's false alarm on the guarded print goes to the agent, which resumes it."""
+    with sim_world(
+        file="cable.gcode",
+        failure_at=None,
+        print_duration_s=24.0,
+        interval_s=0.5,
+        heat_duration_s=0.3,
+        pause_delay_s=0.3,
+        frame_size=(320, 240),
+        broker=broker,
+        clutter=True,
+    ) as world:
+        agent = build_agent(world.settings(tmp_path, printer_id="labels"), timing=TIMING)
+        config = tmp_path / "layerguard.toml"
+        config.write_text(
+            f'[agent]\nprinter_id = "labels"\nstate_dir = "{tmp_path}"\n'
+            f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+        )
+        async with running(agent):
+            supervisor = asyncio.create_task(supervise(agent, SystemdNotifier()))  # the health file
+            await until(agent, lambda s: s.print_state == "idle")
+            world.printer.panel_start("cable.gcode")
+            await until(agent, lambda s: s.paused_by == "agent", within=30)
+            assert (
+                await asyncio.to_thread(main, ["label", "last", "false-alarm", "--config", str(config)]) == 0
+            )
+            await until(agent, lambda s: s.print_state == "printing" and s.alerts_muted == "false_alarm")
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
