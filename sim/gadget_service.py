@@ -386,10 +386,11 @@ class GadgetStandIn:
         x0, y0, x1, y1 = self.probe
         w, h = image.size
         region = image.convert("RGB").crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+        data = region.tobytes()  # RGB, 3 bytes a pixel
         flat = sum(
             1
-            for pixel in region.getdata()
-            if all(abs(c - m) <= MASK_TOLERANCE for c, m in zip(pixel, MASK_FILL, strict=True))
+            for i in range(0, len(data), 3)
+            if all(abs(data[i + k] - MASK_FILL[k]) <= MASK_TOLERANCE for k in range(3))
         )
         return flat / max(region.width * region.height, 1)
 
