@@ -53,7 +53,7 @@ class Agent:
         )
         self.heartbeat = Heartbeat()  # read by agent.health.supervise for the watchdog
         self.guard = Guard(settings.detection.action, settings.detection.resume_grace_s)
-        self.motion = StillWatch(settings.detection.still_after_s)  # is the print still moving?
+        self.motion = StillWatch()  # is the print still moving?
         self._scene_task: asyncio.Task[None] | None = None
         self._session: InspectionSession | None = None
         self._session_task: asyncio.Task[None] | None = None
@@ -246,16 +246,17 @@ class Agent:
     def _check_still(self) -> None:
         """Stop inspections of an unseen print whose picture stands still; say once when a print
         the printer calls running stands still in position and picture."""
-        still = self.tracker.unseen_print and self.state.monitoring and self.motion.scene_still()
+        still_s, stalled_s = self.settings.detection.still_after_s, self.settings.detection.stalled_after_s
+        still = self.tracker.unseen_print and self.state.monitoring and self.motion.scene_still(still_s)
         if still != self.state.print_still:
             self.state.print_still = still
             if still:
                 log.warning(
                     "Print still: the printer is out of reach and the picture has not moved for %.0f s;"
                     " inspections stop until either comes back",
-                    self.motion.still_after_s,
+                    still_s,
                 )
-                self._emit("print_still", file=self.tracker.file, still_for_s=self.motion.still_after_s)
+                self._emit("print_still", file=self.tracker.file, still_for_s=still_s)
                 if self._scene_task is None or self._scene_task.done():
                     self._scene_task = asyncio.create_task(self._watch_scene(), name="scene-watch")
             else:
@@ -268,22 +269,22 @@ class Agent:
             and self._session.active  # inspecting: the picture is known to stand still
             and not self.tracker.heating
             and not self._pausing
-            and self.motion.printer_still()
-            and self.motion.scene_still()
+            and self.motion.printer_still(stalled_s)
+            and self.motion.scene_still(stalled_s)
         )
         if stalled and not self.motion.stall_reported:
             self.motion.stall_reported = True
             log.warning(
                 "Print stalled: printing, but neither position nor picture moved for %.0f s",
-                self.motion.still_after_s,
+                stalled_s,
             )
-            self._emit("print_stalled", file=self.tracker.file, still_for_s=self.motion.still_after_s)
+            self._emit("print_stalled", file=self.tracker.file, still_for_s=stalled_s)
 
     async def _watch_scene(self) -> None:
         """While inspections are stopped for a still print, look (without paying) whether the
         scene moves again."""
         while self.state.print_still:
-            await asyncio.sleep(min(SCENE_PROBE_S, self.motion.still_after_s / 4))
+            await asyncio.sleep(min(SCENE_PROBE_S, self.settings.detection.still_after_s / 4))
             try:
                 jpeg = await asyncio.to_thread(self.camera.capture)
             except CameraError:

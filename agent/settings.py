@@ -127,9 +127,12 @@ class DetectionSection(_Section):
     # Spread the budget's remaining calls over the month, assuming this many printing hours a day;
     # 0 = inspect at the service's pace until the budget is used up.
     budget_spread_hours_per_day: float = Field(0.0, ge=0, le=24)
-    # A print whose printer and picture have not moved for this long is still (see agent.stillness):
-    # with the link gone, inspections stop; with the printer saying printing, print_stalled. 0 = off.
+    # A print out of the printer's reach whose picture has not moved for this long is still:
+    # inspections stop until either comes back (agent.stillness). 0 = off.
     still_after_s: float = Field(600.0, ge=0, le=86400)
+    # A print the printer says is printing whose position and picture have not moved for this long
+    # has stalled: print_stalled, once. 0 = off.
+    stalled_after_s: float = Field(600.0, ge=0, le=86400)
 
     @field_validator("api_url")
     @classmethod

@@ -2,8 +2,9 @@
 
 The printer's: its SD position moves (a PrinterEvent's `sd_position`); heating or a busy line
 (`echo:busy: processing`: a long move, a G4 dwell, homing) counts as activity. The camera's: each
-inspected frame differs from the last at low resolution (hardware.camera.motion). Each signal is
-"still" once it has not moved for `detection.still_after_s`.
+inspected frame differs from the last at low resolution (hardware.camera.motion). A signal is
+"still" once it has not moved for the threshold asked: `detection.still_after_s` for a print out
+of the printer's reach, `detection.stalled_after_s` for one the printer says is printing.
 
 What the agent does with them (agent.app):
 - the link is gone or silent during a print (`unseen_print`) and the scene is still: the print
@@ -25,8 +26,7 @@ from hardware.printer.events import PrinterEvent, PrinterEventKind
 
 
 class StillWatch:
-    def __init__(self, still_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.still_after_s = still_after_s  # 0: never still
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self._position: int | None = None
         self._thumb: Image.Image | None = None
@@ -58,11 +58,13 @@ class StillWatch:
             self.stall_reported = False
         return moved
 
-    def printer_still(self) -> bool:
-        return self._for(self._printer_moved)
+    def printer_still(self, for_s: float) -> bool:
+        """The printer's position has not moved for `for_s` (0: never still)."""
+        return self._for(self._printer_moved, for_s)
 
-    def scene_still(self) -> bool:
-        return self._for(self._scene_moved)
+    def scene_still(self, for_s: float) -> bool:
+        """The picture has not moved for `for_s` (0: never still)."""
+        return self._for(self._scene_moved, for_s)
 
-    def _for(self, since: float) -> bool:
-        return self.still_after_s > 0 and self.clock() - since >= self.still_after_s
+    def _for(self, since: float, for_s: float) -> bool:
+        return for_s > 0 and self.clock() - since >= for_s

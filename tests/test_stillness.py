@@ -61,7 +61,7 @@ def world(**extra: Any) -> Iterator[SimWorld]:
 
 @contextlib.asynccontextmanager
 async def printing(made: SimWorld, tmp_path: Path) -> AsyncIterator[tuple[Agent, Events]]:
-    settings = made.settings(tmp_path, printer_id="still", still_after_s=STILL_S)
+    settings = made.settings(tmp_path, printer_id="still", still_after_s=STILL_S, stalled_after_s=STILL_S)
     settings.printer.silence_s = 60  # a stall must not be taken for a silent printer here
     agent = build_agent(settings, timing=TIMING)
     events = Events()
@@ -150,7 +150,7 @@ async def test_heating_a_long_g4_and_layerguards_own_pause_are_not_stalls(tmp_pa
 async def test_octoprints_printer_unplugged_with_a_still_picture_stops_inspections(tmp_path: Path) -> None:
     """The same with a printer nobody here wrote: OctoPrint's VirtualPrinter, its cable pulled."""
     with octoprint_world(tmp_path, {FILE: gcode(600)}) as made:
-        agent, _ = make_agent(made, tmp_path / "state", still_after_s=STILL_S)
+        agent, _ = make_agent(made, tmp_path / "state", still_after_s=STILL_S, stalled_after_s=STILL_S)
         events = Events()
         agent.outputs.add(events)
         async with running(agent):
@@ -172,7 +172,7 @@ async def test_octoprints_printer_unplugged_with_a_still_picture_stops_inspectio
 
 def test_the_watch_counts_heat_busy_and_position_as_moving() -> None:
     now = [0.0]
-    watch = StillWatch(10, clock=lambda: now[0])
+    watch = StillWatch(clock=lambda: now[0])
     frame = thumbnail(render_frame(0.3, None, 320, 240))
     watch.frame(frame)
 
@@ -183,15 +183,15 @@ def test_the_watch_counts_heat_busy_and_position_as_moving() -> None:
     at(5, sd_position=100)
     at(14, sd_position=100, heating=True)  # heating: the print waits, it has not stalled
     at(23, sd_position=100)
-    assert not watch.printer_still() and watch.scene_still()
+    assert not watch.printer_still(10) and watch.scene_still(10)
     at(30, kind=PrinterEventKind.BUSY, sd_position=100)  # a long move or a G4 dwell
     at(39, sd_position=100)
-    assert not watch.printer_still()
+    assert not watch.printer_still(10)
     at(40, sd_position=100)
-    assert watch.printer_still()
+    assert watch.printer_still(10)
     assert watch.frame(thumbnail(render_frame(0.5, None, 320, 240)))
-    assert not watch.scene_still()
-    assert not StillWatch(0, clock=lambda: 1e9).scene_still()  # 0: off
+    assert not watch.scene_still(10)
+    assert not watch.scene_still(0) and not watch.printer_still(0)  # 0: off
 
 
 def test_a_thumbnail_sees_a_growing_part_but_not_noise() -> None:

@@ -102,9 +102,11 @@ def label(config: str | None, print_ref: str, verdict: str) -> int:
         return _fail(f"print #{target.id} has no alert to label")
     what = "paused" if episode.paused else "warned"
     print(f"Print #{target.id}: the alert of {_local(episode.started_at)} ({what}) labelled {words}")
-    if target.ended_at is None and episode.paused and chosen == FALSE_ALARM:
+    if target.ended_at is None and chosen == FALSE_ALARM:
+        stays = "stays paused and its" if episode.paused else "goes on and its"
         print(
-            "The print stays paused: the agent was not reached; resume it from Home Assistant or the printer"
+            f"The running agent was not reached (MQTT off, or no agent running): the print {stays}"
+            " alerts are not muted; use Home Assistant's button or the page for that"
         )
     return EXIT_OK
 
