@@ -1,8 +1,8 @@
 """Figure: what masks and a crop cost per 1280x720 frame (decode, paint, crop, re-encode).
 
-Three rows: the painting alone (the goal: < 5 ms), the whole framing step as the capture path runs
-it (decode and re-encode included: what a frame really costs), and the frame check the capture
-path makes anyway (decode at 1/8), for comparison."""
+Rows: the painting alone (the goal: < 5 ms), the whole framing step as the capture path runs it
+(decode and re-encode included: what a frame really costs), the frame check the capture path
+makes anyway (decode at 1/8), for comparison, and the stillness watch's motion check per frame."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from PIL import Image
 
 from bench.launch import CAMERA_SIZE
 from bench.report import Row, below
+from hardware.camera.framing import Framing
 from hardware.camera.jpeg import fit_jpeg
-from hardware.camera.masking import Framing, apply_framing, apply_framing_image
+from hardware.camera.masking import apply_framing, apply_framing_image
+from hardware.camera.motion import changed, thumbnail
 from sim.frames import render_frame
 
 # Three clutter masks (a clip, a logo, a cable run) and a crop to the bed.
@@ -32,6 +34,9 @@ def measure(repeats: int) -> list[Row]:
     copy = _timed(decoded.copy, repeats)  # subtracted: the painting works on a copy only here
     whole = _timed(lambda: apply_framing(frame, FRAMING), repeats)
     check = _timed(lambda: fit_jpeg(frame), repeats)
+    first = thumbnail(frame)
+    assert first is not None
+    motion = _timed(lambda: changed(first, thumbnail(frame) or first), repeats)
     size = f"{CAMERA_SIZE[0]}x{CAMERA_SIZE[1]}"
     return [
         Row(
@@ -43,6 +48,7 @@ def measure(repeats: int) -> list[Row]:
         ),
         Row(f"masks + crop, decode..encode ({size})", "ms", whole, note="what a framed capture adds"),
         Row(f"frame check without framing ({size})", "ms", check, digits=2),
+        Row(f"motion check, thumbnail + compare ({size})", "ms", motion, digits=2, note="off the loop"),
     ]
 
 
