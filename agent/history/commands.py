@@ -191,11 +191,11 @@ def _as_json(p: PrintRow, alerts: list[Episode]) -> dict[str, object]:
 
 
 def _alerts_cell(alerts: list[Episode]) -> str:
-    """`2: false alarm, real failure`; `?` for an alert nobody labelled."""
+    """`2: false alarm, unlabelled`: each alert episode's label, oldest first."""
     if not alerts:
         return "-"
     words = {FALSE_ALARM: "false alarm", REAL_FAILURE: "real failure"}
-    return f"{len(alerts)}: " + ", ".join(words.get(e.label or "", "?") for e in alerts)
+    return f"{len(alerts)}: " + ", ".join(words.get(e.label or "", "unlabelled") for e in alerts)
 
 
 def _table(prints: list[PrintRow], alerts: dict[int, list[Episode]]) -> str:
