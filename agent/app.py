@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from agent import labels
 from agent.detection.base import Detector
 from agent.detection.context import PrintKey
 from agent.detection.verdict import DetectionError, Verdict
@@ -17,7 +18,9 @@ from agent.monitor import InspectionSession
 from agent.outputs import Outputs, Sink
 from agent.settings import Settings
 from agent.state import AgentState, event_payload, iso_now, to_iso
+from agent.stillness import StillWatch
 from hardware.camera.base import Camera, CameraError
+from hardware.camera.motion import thumbnail
 from hardware.printer.base import EventSink, PauseFailed, Printer
 from hardware.printer.events import PrinterEvent, PrinterEventKind
 from hardware.quiet_log import BurstLog, LastingCondition
@@ -26,6 +29,8 @@ log = logging.getLogger("agent")
 
 
 StatePredicate = Callable[[AgentState], bool]
+# How often a still print's scene is looked at (no upload) to see whether it moves again.
+SCENE_PROBE_S = 10.0
 
 
 class Agent:
@@ -49,6 +54,8 @@ class Agent:
         self._count_calls()
         self.heartbeat = Heartbeat()  # read by agent.health.supervise for the watchdog
         self.guard = Guard(settings.detection.action, settings.detection.resume_grace_s)
+        self.motion = StillWatch()  # is the print still moving?
+        self._scene_task: asyncio.Task[None] | None = None
         self._session: InspectionSession | None = None
         self._session_task: asyncio.Task[None] | None = None
         self._pausing = False
@@ -68,7 +75,7 @@ class Agent:
         try:
             await self.printer.run()
         finally:
-            pending = [t for t in (self._session_task, *self._tasks) if t is not None]
+            pending = [t for t in (self._session_task, self._scene_task, *self._tasks) if t is not None]
             self._stop_session()
             for task in pending:
                 task.cancel()
@@ -100,8 +107,12 @@ class Agent:
             log.warning("Printer answers again")
             self._emit("printer_responding", file=event.file)
         self.detector.note_position(event.sd_position)  # what finds this print again after a restart
+        self.motion.printer(event)
         was_waiting = self._waiting_for_heat()
+        was_unseen = self.tracker.unseen_print
         transition = self.tracker.apply(event)
+        if transition is not None or was_unseen != self.tracker.unseen_print:
+            self.motion.restart()
         if self._waiting_for_heat() != was_waiting:
             log.info("Printer %s", "heating: inspections wait" if not was_waiting else "at temperature")
         self.state.print_state = self.tracker.state.value
@@ -109,6 +120,7 @@ class Agent:
         self.state.progress = None if self.tracker.progress is None else round(self.tracker.progress, 1)
         if transition is not None:
             self._on_transition(transition, event)
+        self._check_still()
         self._update_activity()
         self._state_changed()
 
@@ -146,6 +158,7 @@ class Agent:
     def _begin_session(self, print_key: PrintKey) -> None:
         self._stop_session()
         self.guard.reset()
+        self.state.alerts_muted = None
         self.state.clear_inspection()
         self.state.monitoring = True  # switching it off over MQTT holds for one print only
         self.state.detection = "starting"
@@ -158,6 +171,9 @@ class Agent:
     def _stop_session(self) -> None:
         if self._session_task is not None:
             self._session_task.cancel()
+        if self._scene_task is not None:
+            self._scene_task.cancel()
+        self.state.print_still = False
         self._session = self._session_task = None
         self.state.next_inspection = None
         self.heartbeat.finished()
@@ -172,6 +188,7 @@ class Agent:
             and self.state.monitoring
             and not self.tracker.heating
             and not self._pausing
+            and not self.state.print_still
         )
         self._session.set_active(active)
         self.heartbeat.set_active(active)
@@ -209,6 +226,7 @@ class Agent:
             },
         )
         decision = self.guard.decide(verdict, asyncio.get_running_loop().time())
+        s.alerts_muted = self.guard.muted  # a false alarm's quiet ends when the score climbs
         if decision.warn:
             log.warning("Failure warning: score %d", verdict.score)
             self._emit(
@@ -221,6 +239,59 @@ class Agent:
         self._state_changed()
         if decision.pause:
             await self._pause(by="agent", score=verdict.score)
+        self.motion.frame(await asyncio.to_thread(thumbnail, jpeg))
+        self._check_still()
+
+    # -- a print that stopped moving (agent.stillness) --------------------------------------------
+
+    def _check_still(self) -> None:
+        """Stop inspections of an unseen print whose picture stands still; say once when a print
+        the printer calls running stands still in position and picture."""
+        still_s, stalled_s = self.settings.detection.still_after_s, self.settings.detection.stalled_after_s
+        still = self.tracker.unseen_print and self.state.monitoring and self.motion.scene_still(still_s)
+        if still != self.state.print_still:
+            self.state.print_still = still
+            if still:
+                log.warning(
+                    "Print still: the printer is out of reach and the picture has not moved for %.0f s;"
+                    " inspections stop until either comes back",
+                    still_s,
+                )
+                self._emit("print_still", file=self.tracker.file, still_for_s=still_s)
+                if self._scene_task is None or self._scene_task.done():
+                    self._scene_task = asyncio.create_task(self._watch_scene(), name="scene-watch")
+            else:
+                log.warning("Print no longer still: the printer or the picture came back")
+            self._update_activity()
+            self._state_changed()
+        stalled = (
+            self.tracker.state is PrintState.PRINTING
+            and self._session is not None
+            and self._session.active  # inspecting: the picture is known to stand still
+            and not self.tracker.heating
+            and not self._pausing
+            and self.motion.printer_still(stalled_s)
+            and self.motion.scene_still(stalled_s)
+        )
+        if stalled and not self.motion.stall_reported:
+            self.motion.stall_reported = True
+            log.warning(
+                "Print stalled: printing, but neither position nor picture moved for %.0f s",
+                stalled_s,
+            )
+            self._emit("print_stalled", file=self.tracker.file, still_for_s=stalled_s)
+
+    async def _watch_scene(self) -> None:
+        """While inspections are stopped for a still print, look (without paying) whether the
+        scene moves again."""
+        while self.state.print_still:
+            await asyncio.sleep(min(SCENE_PROBE_S, self.settings.detection.still_after_s / 4))
+            try:
+                jpeg = await asyncio.to_thread(self.camera.capture)
+            except CameraError:
+                continue
+            if self.motion.frame(await asyncio.to_thread(thumbnail, jpeg)):
+                self._check_still()
 
     def _count_calls(self) -> None:
         usage = self.detector.usage
@@ -300,6 +371,10 @@ class Agent:
                 name,
                 "pause" if self._pausing else "resume",
             )
+        elif name == "label":
+            labels.label_last_alert(self, payload)
+        elif name == "snooze":
+            labels.snooze(self)
         elif name == "pause" and self.tracker.state is PrintState.PRINTING:
             self._spawn(self._pause(by="user"))
         elif name == "resume" and self.tracker.state is PrintState.PAUSED:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 
 from agent.app import Agent
@@ -10,6 +11,7 @@ from agent.detection.client import GadgetClient
 from agent.detection.pi_usage import PiUsage
 from agent.detection.timing import DetectionTiming
 from agent.detection.usage import UsageMeter
+from agent.framing import in_effect as framing_in_effect
 from agent.history.sink import HistorySink
 from agent.mqtt.bridge import MqttBridge
 from agent.notify.services import url_secrets
@@ -17,6 +19,8 @@ from agent.settings import Settings
 from agent.store import JsonRecord
 from hardware.printer.base import EventSink
 from hardware.printer.link import SerialPrinter
+
+log = logging.getLogger("agent")
 
 # In agent.state_dir: this month's Gadget calls, and the current print's context.
 USAGE_FILE = "gadget-usage.json"
@@ -57,7 +61,10 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
             silence_s=p.silence_s,
         )
 
-    agent = Agent(settings, open_camera(settings.camera), detector, make_printer)
+    framing = framing_in_effect(settings)
+    if not framing.framing.empty:
+        log.info("Camera framing: %s", framing.describe())
+    agent = Agent(settings, open_camera(settings.camera, framing.framing), detector, make_printer)
     if settings.mqtt.enabled:
         agent.outputs.add(MqttBridge(settings.mqtt, settings.agent.printer_id, agent.on_command))
     if settings.notify.enabled:

@@ -7,10 +7,12 @@ from agent.detection.base import MAX_IMAGE_BYTES
 from agent.settings import CameraSection
 from hardware.camera.factory import CameraConfig, FittedCamera
 from hardware.camera.factory import open_camera as open_backend
+from hardware.camera.framing import NO_FRAMING, Framing
 
 
-def open_camera(settings: CameraSection) -> FittedCamera:
-    """The camera named by `camera.source`. Raises CameraError if unusable."""
+def open_camera(settings: CameraSection, framing: Framing = NO_FRAMING) -> FittedCamera:
+    """The camera named by `camera.source`, its frames masked and cropped by `framing` (what
+    agent.framing says is in effect). Raises CameraError if unusable."""
     return open_backend(
         CameraConfig(
             source=settings.source,
@@ -21,5 +23,6 @@ def open_camera(settings: CameraSection) -> FittedCamera:
             vflip=settings.vflip,
             jpeg_quality=settings.jpeg_quality,
             max_bytes=MAX_IMAGE_BYTES,
-        )
+        ),
+        framing,
     )

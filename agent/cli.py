@@ -1,4 +1,4 @@
-"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report, adapters.
+"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report, label, adapters.
 
 Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
@@ -63,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=DEVICE",
         help="print a udev rule giving DEVICE (e.g. ttyUSB0) the link /dev/layerguard-NAME; repeatable",
     )
+    history.add_argument(
+        "--figures", action="store_true", help="only the alert figures: false alarms, real failures, rate"
+    )
+    label = _configured(
+        sub.add_parser("label", help="label the last alert of a print: real (failure) or false-alarm")
+    )
+    label.add_argument(
+        "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
+    )
+    label.add_argument("verdict", metavar="real|false-alarm", help="what the alert was")
     report = sub.add_parser("report", help="write the timeline picture of a print as a PNG")
     report.add_argument(
         "print_ref", nargs="?", default="last", metavar="PRINT", help="number, or last (default)"
@@ -123,11 +133,13 @@ def main(argv: list[str] | None = None) -> int:
             from agent.adapters import run_adapters
 
             return run_adapters(args.udev, args.json)
-        if args.command in ("history", "report"):
+        if args.command in ("history", "report", "label"):
             from agent.history import commands
 
             if args.command == "history":
-                return commands.history(args.config, args.json, args.limit)
+                return commands.history(args.config, args.json, args.limit, args.figures)
+            if args.command == "label":
+                return commands.label(args.config, args.print_ref, args.verdict)
             return commands.report(args.config, args.print_ref, args.out)
         from agent import doctor
 

@@ -58,6 +58,7 @@ def run_doctor(config: str | None) -> int:
     checks: list[tuple[str, Check]] = [
         ("state dir", check_state_dir),
         ("camera", check_camera),
+        ("framing", check_framing),
         ("serial port", check_serial_port),
         ("mqtt broker", check_broker),
         ("api key", check_api_key),
@@ -170,17 +171,32 @@ def check_state_dir(settings: Settings) -> str:
 
 def check_camera(settings: Settings) -> str:
     from agent.camera import open_camera
+    from agent.framing import in_effect
     from hardware.camera.base import CameraError
 
+    framing = in_effect(settings)
     try:
-        camera = open_camera(settings.camera)
+        camera = open_camera(settings.camera, framing.framing)
         try:
             frame = camera.capture()
         finally:
             camera.close()
     except CameraError as exc:
         raise CheckFailed(f"{settings.camera.source.split('?')[0]}: {exc}") from None
-    return f"captured a {len(frame) // 1024} KiB JPEG from {settings.camera.source.split('://')[0]}"
+    source = settings.camera.source.split("://")[0]
+    framed = ", masked and cropped" if not framing.framing.empty else ""
+    return f"captured a {len(frame) // 1024} KiB JPEG from {source}{framed}"
+
+
+def check_framing(settings: Settings) -> str:
+    """Which masks and crop apply, and whether from the config or the page's saved file."""
+    from agent.framing import FRAMING_FILE, in_effect
+
+    framing = in_effect(settings)
+    saved = settings.agent.state_dir / FRAMING_FILE
+    where = f"page's file {saved}" if saved.exists() else f"no {saved}"
+    note = "; a crop changes what the model sees" if framing.framing.crop else ""
+    return f"{framing.describe()} (config keys win over the {where}){note}"
 
 
 def check_serial_port(settings: Settings) -> str:

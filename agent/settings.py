@@ -26,6 +26,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from hardware.camera.framing import check_crop, check_rect
+
 ETC_DIR = Path("/etc/layerguard")
 DEFAULT_CONFIG_PATH = ETC_DIR / "layerguard.toml"
 DEFAULT_STATE_DIR = Path("/var/lib/layerguard")
@@ -129,6 +131,22 @@ class CameraSection(_Section):
     hflip: bool = False
     vflip: bool = False
     jpeg_quality: int = Field(85, ge=1, le=100)
+    # Rectangles [x0, y0, x1, y1] in fractions of the frame: painted over (masks), or kept (crop).
+    # Set here (or in the environment), they win over what the page saved in the state directory.
+    masks: list[tuple[float, float, float, float]] = Field(default_factory=list, max_length=32)
+    crop: tuple[float, float, float, float] | None = None
+
+    @field_validator("masks")
+    @classmethod
+    def _masks_in_frame(cls, value: list[tuple[float, float, float, float]]) -> list[Any]:
+        return [check_rect(rect, "mask") for rect in value]
+
+    @field_validator("crop", mode="before")
+    @classmethod
+    def _crop_in_frame(cls, value: Any) -> Any:
+        if value in (None, [], ""):
+            return None  # `crop = []` in the file: no crop, and the page's crop is not used
+        return check_crop(tuple(value)) if isinstance(value, list | tuple) else value
 
     @field_validator("source")
     @classmethod
@@ -162,6 +180,12 @@ class DetectionSection(_Section):
     # Spread the budget's remaining calls over the month, assuming this many printing hours a day;
     # 0 = inspect at the service's pace until the budget is used up.
     budget_spread_hours_per_day: float = Field(0.0, ge=0, le=24)
+    # A print out of the printer's reach whose picture has not moved for this long is still:
+    # inspections stop until either comes back (agent.stillness). 0 = off.
+    still_after_s: float = Field(600.0, ge=0, le=86400)
+    # A print the printer says is printing whose position and picture have not moved for this long
+    # has stalled: print_stalled, once. 0 = off.
+    stalled_after_s: float = Field(600.0, ge=0, le=86400)
 
     @field_validator("api_url")
     @classmethod
@@ -209,6 +233,7 @@ NOTIFY_EVENTS = (
     "heaters_off",
     "detection_stopped",
     "pause_reminder",
+    "print_stalled",
     "detection_error",
     "print_started",
     "print_paused",
@@ -216,6 +241,7 @@ NOTIFY_EVENTS = (
     "print_finished",
     "print_cancelled",
     "print_lost",
+    "print_still",
 )
 NotifyEvent = Literal[NOTIFY_EVENTS]  # type: ignore[valid-type]
 
@@ -223,7 +249,7 @@ NotifyEvent = Literal[NOTIFY_EVENTS]  # type: ignore[valid-type]
 class NotifySection(_Section):
     # Apprise URLs; they carry tokens, so also read from the secret file notify__urls, one per line.
     urls: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    events: Annotated[list[NotifyEvent], NoDecode] = Field(default_factory=lambda: list(NOTIFY_EVENTS[:7]))
+    events: Annotated[list[NotifyEvent], NoDecode] = Field(default_factory=lambda: list(NOTIFY_EVENTS[:8]))
     attach_snapshot: bool = True
     # LayerGuard's pause still unattended this long notifies once more; 0 = no reminder.
     reminder_after_s: float = Field(1800.0, ge=0, le=7 * 86400)

@@ -40,6 +40,8 @@ class AgentState:
     api_calls_budget: int | None = None  # detection.monthly_budget, None when uncapped
     api_calls_month_pi: int = 0  # ... of every printer's agent on this Pi together
     api_calls_budget_scope: str = "pi"  # detection.budget_scope: whose calls the budget caps (pi, printer)
+    print_still: bool = False  # the printer is out of reach and the picture still: no inspections
+    alerts_muted: str | None = None  # for this print: snoozed, or false_alarm (until the score climbs)
     notify: str = "off"  # off (no notify.urls), ok, error: <service>: the last notification to it was lost
 
     def as_payload(self) -> dict[str, Any]:

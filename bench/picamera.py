@@ -5,7 +5,7 @@ scripts/picamera-root.sh, against libcamera's virtual camera: `sudo scripts/pica
 Capture time: Picamera2Camera.capture() (frame, JPEG encoding by picamera2, our copy out), the
 camera kept open as the agent keeps it; the first capture includes opening and starting it.
 RSS: a fresh process loads the agent's modules (agent.assembly, as `layerguard run` does), opens
-the camera through hardware.camera.factory.open_camera, captures 5 frames, and reports VmRSS and
+the camera through agent.camera.open_camera, captures 5 frames, and reports VmRSS and
 VmHWM; once with `picamera2:bars` and once with an http:// snapshot URL (sim/snapshot_server.py
 in this process). No tuning file, ISP or dma-heap is involved: a Pi's figures will differ.
 """
@@ -30,7 +30,7 @@ if sys.argv[1].startswith("picamera2"):
     install()
 import agent.assembly  # the agent's modules, as `layerguard run` loads them
 from agent.settings import CameraSection
-from hardware.camera.factory import open_camera
+from agent.camera import open_camera
 camera = open_camera(CameraSection(source=sys.argv[1], width=1280, height=720))
 for _ in range(5):
     camera.capture()

@@ -18,12 +18,35 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fleet, footprint, history, hostile, octoprint, pi_count, reaction, startup, upload
+from bench import (
+    false_alarms,
+    fleet,
+    footprint,
+    history,
+    hostile,
+    masking,
+    octoprint,
+    pi_count,
+    reaction,
+    startup,
+    upload,
+)
 from bench.procstat import Window
 from bench.report import Row, Skipped, render
 from sim.broker import MosquittoBroker, MosquittoNotFound
 
-FIGURES = ("upload", "startup", "reaction", "footprint", "hostile", "octoprint", "fleet", "pi", "history")
+FIGURES = (
+    "upload",
+    "startup",
+    "reaction",
+    "footprint",
+    "hostile",
+    "octoprint",
+    "fleet",
+    "history",
+    "masking",
+    "false_alarms",
+)
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
 
@@ -40,22 +63,11 @@ class Plan:
     hostile_drip: bool  # the slow answer takes the whole 30 s deadline
     history_hours: int  # of simulated monitoring
     renders: int  # of the report worker, after one that builds the font cache
+    frames: int  # framed (masked and cropped) frames timed
 
 
-FULL = Plan(
-    5,
-    7,
-    footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20),
-    20,
-    (10, 50),
-    30,
-    (1, 2, 4),
-    500,
-    True,
-    4,
-    5,
-)
-QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, (2,), 50, False, 1, 1)
+FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, True, 4, 5, 200)
+QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, False, 1, 1, 10)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,6 +162,14 @@ def _history(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(history.measure(plan.history_hours, plan.renders))
 
 
+def _masking(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    return list(masking.measure(plan.frames))
+
+
+def _false_alarms(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    return list(false_alarms.measure())
+
+
 _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "upload": _upload,
     "startup": _startup,
@@ -160,6 +180,8 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "fleet": _fleet,
     "pi": _pi,
     "history": _history,
+    "masking": _masking,
+    "false_alarms": _false_alarms,
 }
 
 

@@ -20,15 +20,28 @@ FILAMENT_SHADE = (214, 101, 24)
 BACKGROUND_TOP = (38, 40, 46)
 BACKGROUND_BOTTOM = (70, 72, 78)
 BED = (120, 124, 130)
+CABLE = (205, 205, 200)  # a light cable bundle: it stands out against the dark enclosure
 NOISE_ALPHA = 0.04  # faint sensor noise: real cameras are never perfectly flat
 MAX_STRANDS = 90  # strands once the failure has run for FULL_MESS of the print
 FULL_MESS = 0.25
+# Where the clutter lies (fractions of the frame): a tangle of cable in the top right corner, in view
+# all print long. Thin strands, so the stand-in scores it as it would spaghetti: a false alarm.
+CLUTTER_RECT = (0.76, 0.02, 0.99, 0.34)
+CLUTTER_STRANDS = 30
+# The mask a user would draw over it: a little larger than the tangle, as a hand draws it.
+CLUTTER_MASK = (0.72, 0.0, 1.0, 0.38)
 
 
 def render_frame(
-    progress: float, failure_at: float | None, width: int = 640, height: int = 480, seed: int = 0
+    progress: float,
+    failure_at: float | None,
+    width: int = 640,
+    height: int = 480,
+    seed: int = 0,
+    clutter: bool = False,
 ) -> bytes:
-    """One JPEG of the print at `progress` (0..1); from `failure_at` on, spaghetti grows."""
+    """One JPEG of the print at `progress` (0..1); from `failure_at` on, spaghetti grows.
+    `clutter` adds a tangle of cable in CLUTTER_RECT, the same in every frame."""
     progress = min(max(progress, 0.0), 1.0)
     failed = failure_at is not None and progress >= failure_at
     image = _background(width, height)
@@ -40,6 +53,8 @@ def render_frame(
     if failed and failure_at is not None:
         mess = min((progress - failure_at) / FULL_MESS, 1.0)
         _draw_spaghetti(draw, width, height, top, strands=1 + round(mess * (MAX_STRANDS - 1)), seed=seed)
+    if clutter:
+        _draw_clutter(draw, width, height)
     image = _add_noise(image, random.Random(f"{seed}:{progress:.6f}"))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=85)
@@ -120,6 +135,20 @@ def _draw_spaghetti(
             points.append((x, y))
         shade = FILAMENT if index % 3 else FILAMENT_SHADE
         draw.line(points, fill=shade, width=max(2, width // 320), joint="curve")
+
+
+def _draw_clutter(draw: ImageDraw.ImageDraw, width: int, height: int) -> None:
+    """Thin dark wiggles within CLUTTER_RECT: a cable bundle, the same in every frame."""
+    x0, y0, x1, y1 = CLUTTER_RECT
+    rng = random.Random("clutter")
+    for _ in range(CLUTTER_STRANDS):
+        points = []
+        x, y = rng.uniform(x0, x1), rng.uniform(y0, y1)
+        for _ in range(12):
+            x = min(max(x + rng.uniform(-0.02, 0.02), x0), x1)
+            y = min(max(y + rng.uniform(-0.03, 0.03), y0), y1)
+            points.append((x * width, y * height))
+        draw.line(points, fill=CABLE, width=max(2, width // 320))
 
 
 def _add_noise(image: Image.Image, rng: random.Random) -> Image.Image:

@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
+from hardware.camera.framing import MASK_FILL
 from sim.frame_scoring import score_image
 from sim.gadget_model import ContextModel
 from sim.loopback import LoopbackHTTPServer, write_padding
@@ -36,6 +37,7 @@ PROCESS_PATH = "/api/gadget/v1/process"
 REGIONS = ("primary", "fallback")
 MAX_IMAGE_BYTES = 6 * 1024 * 1024
 MAX_BODY_BYTES = MAX_IMAGE_BYTES + 64 * 1024  # room for the multipart framing
+MASK_TOLERANCE = 6  # grey levels JPEG may move a flat mask's pixels by
 SHUTDOWN_POLL_S = 0.02  # how often serve_forever checks for stop(): tests start and stop many servers
 # The HTTP status each documented ErrorType comes with.
 ERROR_STATUS = {
@@ -147,6 +149,10 @@ class UploadedFile:
     content_type: str
     size: int
     sha256: str
+    image_size: tuple[int, int] | None = None  # width, height of a decoded JPEG
+    # Share of the pixels inside the stand-in's `probe` rectangle that are the mask's flat grey:
+    # a test's proof that a mask reached the uploaded frame. None without a probe.
+    probe_masked: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +215,7 @@ class GadgetStandIn:
     ) -> None:
         self.api_key = api_key
         self.interval = interval
+        self.probe: tuple[float, float, float, float] | None = None  # see UploadedFile.probe_masked
         self.fail_primary = fail_primary
         self.fail_fallback = fail_fallback
         self._cond = threading.Condition()
@@ -373,6 +380,20 @@ class GadgetStandIn:
         }
         return Reply.json(request.answer)
 
+    def _probe(self, image: Image.Image) -> float | None:
+        if self.probe is None:
+            return None
+        x0, y0, x1, y1 = self.probe
+        w, h = image.size
+        region = image.convert("RGB").crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+        data = region.tobytes()  # RGB, 3 bytes a pixel
+        flat = sum(
+            1
+            for i in range(0, len(data), 3)
+            if all(abs(data[i + k] - MASK_FILL[k]) <= MASK_TOLERANCE for k in range(3))
+        )
+        return flat / max(region.width * region.height, 1)
+
     def _process(self, request: _Request) -> Reply:
         with self._cond:
             model = self._contexts.get(request.context_id or "")
@@ -397,6 +418,9 @@ class GadgetStandIn:
                     raise ValueError(f"{image.format} is not JPEG")
                 image.load()
                 score = score_image(image)
+                request.files = (
+                    replace(request.files[0], image_size=image.size, probe_masked=self._probe(image)),
+                )
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             return Reply.api_error("OE_IMAGE_DECODE_FAILED", str(exc))
         with self._cond:

@@ -28,10 +28,16 @@ class SnapshotServer:
     """Serves `GET /snapshot` as a JPEG of the print at `progress()` (0..1)."""
 
     def __init__(
-        self, progress: Callable[[], float], failure_at: float | None, width: int = 640, height: int = 480
+        self,
+        progress: Callable[[], float],
+        failure_at: float | None,
+        width: int = 640,
+        height: int = 480,
+        clutter: bool = False,
     ) -> None:
         self.progress = progress
         self.failure_at = failure_at
+        self.clutter = clutter  # a tangle of cable in view (sim.frames.CLUTTER_RECT)
         self.size = (width, height)
         self.frames_served = 0  # requests for /snapshot, whatever their fault
         self._served = threading.Condition()
@@ -74,7 +80,7 @@ class SnapshotServer:
             self._served.notify_all()
             seed = self.frames_served
         width, height = self.size
-        return render_frame(self.progress(), self.failure_at, width, height, seed=seed)
+        return render_frame(self.progress(), self.failure_at, width, height, seed=seed, clutter=self.clutter)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         owner = self

@@ -58,10 +58,12 @@ def sim_world(
     frame_size: tuple[int, int] = (640, 480),
     api_key: str = "sim-key-0123456789",
     profile: str = "marlin-2.1.2",
+    clutter: bool = False,
 ) -> Iterator[SimWorld]:
     """A print of `file` that fails at `failure_at` (a fraction of the print), watched by a webcam
     that shows the virtual printer's progress, and a detection stand-in asking for `interval_s`.
-    The printer emulates `profile` (sim/firmware_profiles.py): today's stable Marlin by default."""
+    The printer emulates `profile` (sim/firmware_profiles.py): today's stable Marlin by default.
+    `clutter` puts a tangle of cable in view that the stand-in scores as a failure."""
     with ExitStack() as stack:
         printer = stack.enter_context(
             VirtualPrinter(
@@ -72,6 +74,8 @@ def sim_world(
                 profile=profile,
             )
         )
-        webcam = stack.enter_context(SnapshotServer(lambda: printer.progress / 100, failure_at, *frame_size))
+        webcam = stack.enter_context(
+            SnapshotServer(lambda: printer.progress / 100, failure_at, *frame_size, clutter=clutter)
+        )
         service = stack.enter_context(GadgetStandIn(api_key=api_key, interval=interval_s))
         yield SimWorld(printer, webcam, service, broker, api_key)

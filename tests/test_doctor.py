@@ -75,6 +75,18 @@ def run_doctor(
     return run
 
 
+def test_framing_says_what_applies_and_from_where(
+    run_doctor: Callable[[Config], tuple[int, dict[str, str]]],
+) -> None:
+    code, lines = run_doctor({"camera": {"masks": [[0.7, 0.0, 1.0, 0.4]], "crop": [0.1, 0.0, 0.9, 1.0]}})
+    assert code == 0, lines
+    assert "masked and cropped" in lines["camera"]
+    assert lines["framing"].startswith(
+        "ok   framing      1 mask(s) from the config, crop [0.1, 0.0, 0.9, 1.0]"
+    )
+    assert lines["framing"].endswith("a crop changes what the model sees")
+
+
 def _toml(value: object) -> str:
     return f'"{value}"' if isinstance(value, str) else str(value).lower()
 
@@ -86,12 +98,14 @@ def test_all_green_in_the_simulated_world(run_doctor: Callable[[Config], tuple[i
         "config",
         "state dir",
         "camera",
+        "framing",
         "serial port",
         "mqtt broker",
         "api key",
         "notify urls",
     ]
     assert all(line.startswith("ok ") for line in lines.values()), lines
+    assert "no masks, no crop (config keys win over the no " in lines["framing"]
     assert "Marlin 2.1.2.1" in lines["serial port"]
     assert "published and received layerguard/doc/doctor" in lines["mqtt broker"]
     assert "created a detection context" in lines["api key"]

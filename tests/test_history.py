@@ -218,7 +218,7 @@ def test_a_month_of_prints_stays_within_the_caps(tmp_path: Path) -> None:
 
 def config_for(tmp_path: Path) -> str:
     config = tmp_path / "layerguard.toml"
-    config.write_text(f'[agent]\nstate_dir = "{tmp_path}"\n')
+    config.write_text(f'[agent]\nprinter_id = "sim"\nstate_dir = "{tmp_path}"\n')
     return str(config)
 
 
@@ -239,8 +239,12 @@ def test_history_lists_prints_newest_first_as_a_table_and_as_json(
     assert listed[1]["peak_score"] == 90 and listed[1]["inspections"] == 12
     assert main(["history", "--config", config, "--limit", "1"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["#", "when", "file", "outcome", "peak", "inspections", "calls"]
-    assert len(table) == 2 and "cube.gcode" in table[1] and "running" in table[1]
+    assert table[0].split() == ["#", "when", "file", "outcome", "peak", "inspections", "calls", "alerts"]
+    assert "cube.gcode" in table[1] and "running" in table[1] and table[2] == ""
+    assert table[3:] == [
+        "sim: last 30 days: alerts 0, false alarms 0, real failures 0, false-alarm rate - (of the labelled)",
+        "sim: all time: alerts 1, false alarms 0, real failures 0, false-alarm rate - (of the labelled)",
+    ]
 
 
 def test_report_writes_a_png_and_says_plainly_what_is_missing(

@@ -325,6 +325,9 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
             ("sensor", "last_inspection"),
             ("button", "pause"),
             ("button", "resume"),
+            ("button", "false_alarm"),
+            ("button", "real_failure"),
+            ("button", "snooze"),
             ("switch", "monitoring"),
             ("image", "snapshot"),
             ("image", "report"),
@@ -368,6 +371,11 @@ async def test_discovery_configs_and_republish_on_home_assistant_start(make_brid
     )
     assert configs[f"homeassistant/binary_sensor/{PRINTER}/warning/config"]["device_class"] == "problem"
     assert configs[f"homeassistant/button/{PRINTER}/pause/config"]["command_topic"] == f"{P}/command/pause"
+    false_alarm = configs[f"homeassistant/button/{PRINTER}/false_alarm/config"]
+    assert (false_alarm["command_topic"], false_alarm["payload_press"]) == (
+        f"{P}/command/label",
+        "false_alarm",
+    )
     assert (
         configs[f"homeassistant/switch/{PRINTER}/monitoring/config"]["command_topic"]
         == f"{P}/command/monitoring"

@@ -32,7 +32,7 @@ def sent(rules: EpisodeRules, *events: dict[str, Any], state: dict[str, Any] = P
 
 
 def test_defaults_are_the_alerts_that_need_a_person() -> None:
-    assert list(NOTIFY_EVENTS[:7]) == DEFAULTS
+    assert list(NOTIFY_EVENTS[:8]) == DEFAULTS
     assert "print_started" not in DEFAULTS and "detection_error" not in DEFAULTS
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from agent.history.evidence import Evidence
+from agent.history.labels import label_last_episode
 from agent.history.store import HistoryWriter, PrintRow
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class Recorder:
         at = _when(event, self.clock)
         if kind == "print_started":
             self._started(event.get("file"), at)
+        if kind == "alert_labelled":
+            self._label(str(event.get("label")))
         current = self._open
         data = {k: v for k, v in event.items() if k not in ("type", "at")}
         self.db.add_event(current.row.id if current else None, at, kind, data)
@@ -138,6 +141,15 @@ class Recorder:
         self.evidence.new_print()
         left_open = self.db.open_prints()
         self._open = _Open(left_open[-1]) if left_open else None
+
+    def _label(self, label: str) -> None:
+        """The user's verdict on the last alert: of the open print, else of the newest one."""
+        self.flush()
+        episode = label_last_episode(self.db.conn, self._open.row.id if self._open else None, label)
+        if episode is None:
+            log.info("History: a %s label with no alert to put it on", label)
+        else:
+            self.reports.append(episode.print_id)  # the picture marks the labelled episode
 
     # -- prints -------------------------------------------------------------------------------
 

@@ -281,17 +281,22 @@ def _chart(
         )
 
 
+LABEL_WORDS = {"false_alarm": "false alarm", "real_failure": "real failure"}
+
+
 def _moments(timeline: Timeline) -> list[Marker]:
     """What LayerGuard and the printer did, as lines on the chart. The agent's own pause is one
-    line (not also the printer's `print_paused` it caused); repeated warnings get one label."""
+    line (not also the printer's `print_paused` it caused); repeated warnings get one label; an
+    alert the user labelled says how."""
     events = timeline.events
     agent_pauses = [e.at for e in events if e.type == "failure_paused"]
     markers: list[Marker] = []
     for e in events:
+        said = f": {LABEL_WORDS[e.label]}" if e.label in LABEL_WORDS else ""  # the user's verdict
         if e.type == "failure_warning":
-            markers.append(Marker(e.at, "warning", COLORS["warning"], "--"))
+            markers.append(Marker(e.at, f"warning{said}", COLORS["warning"], "--"))
         elif e.type == "failure_paused":
-            markers.append(Marker(e.at, "paused by LayerGuard", COLORS["paused_by_agent"]))
+            markers.append(Marker(e.at, f"paused by LayerGuard{said}", COLORS["paused_by_agent"]))
         elif e.type == "pause_failed" and not e.data.get("resume"):
             markers.append(Marker(e.at, "pause failed", COLORS["pause_failed"], "--"))
         elif e.type == "print_paused" and not any(0 <= a - e.at <= 120 for a in agent_pauses):
@@ -315,7 +320,7 @@ def _markers(ax: Axes, markers: list[Marker], window: tuple[float, float], label
     for m in sorted(markers, key=lambda m: m.at):
         when = dates.date2num(_local(m.at))
         ax.axvline(when, color=m.color, linestyle=m.style, linewidth=1.8, zorder=2)
-        if not labels or not start <= m.at <= end or (m.label == "warning" and m.label in labelled):
+        if not labels or not start <= m.at <= end or (m.label.startswith("warning") and m.label in labelled):
             continue
         labelled.add(m.label)
         x, width = (m.at - start) / span, LABEL_CHAR_WIDTH * (len(m.label) + 2)

@@ -27,7 +27,7 @@ from typing import Any
 HISTORY_DIR = "history"  # in agent.state_dir
 DB_NAME = "history.sqlite3"
 EVIDENCE_DIR = "evidence"  # next to the database
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: events.label (the user's verdict on an alert episode)
 # The log is truncated back to this after a checkpoint, so it never keeps a burst's size.
 WAL_LIMIT_BYTES = 4 * 1024 * 1024
 
@@ -69,7 +69,8 @@ CREATE TABLE IF NOT EXISTS events (
     print_id INTEGER REFERENCES prints(id) ON DELETE CASCADE,
     at REAL NOT NULL,
     type TEXT NOT NULL,
-    data TEXT NOT NULL                      -- the event's other fields, JSON
+    data TEXT NOT NULL,                     -- the event's other fields, JSON
+    label TEXT                              -- alerts: false_alarm / real_failure, as the user said
 );
 CREATE INDEX IF NOT EXISTS events_by_print ON events(print_id, at);
 """
@@ -116,6 +117,7 @@ class EventRow:
     at: float
     type: str
     data: dict[str, Any]
+    label: str | None = None  # of an alert: false_alarm / real_failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,8 @@ class HistoryWriter:
         if c.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
             with self.transaction():
                 _run_script(c, _SCHEMA)
+                if not has_labels(c):  # a version 1 database: its events table predates labels
+                    c.execute("ALTER TABLE events ADD COLUMN label TEXT")
                 c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -310,14 +314,21 @@ def find_print(conn: sqlite3.Connection, ref: str) -> PrintRow:
     return PrintRow(*row)
 
 
+def has_labels(conn: sqlite3.Connection) -> bool:
+    """Whether the events table has its label column (a database the agent has not yet upgraded,
+    read beside an older agent, has none: it reads as unlabelled)."""
+    return any(row[1] == "label" for row in conn.execute("PRAGMA table_info(events)"))
+
+
 def load_timeline(conn: sqlite3.Connection, print_row: PrintRow) -> Timeline:
     inspections = conn.execute(
         "SELECT seq, at, score, print_quality, warning, pause_suggested, progress, frame"
         " FROM inspections WHERE print_id = ? ORDER BY seq",
         (print_row.id,),
     ).fetchall()
+    label = "label" if has_labels(conn) else "NULL"
     events = conn.execute(
-        "SELECT at, type, data FROM events WHERE print_id = ? ORDER BY at, id", (print_row.id,)
+        f"SELECT at, type, data, {label} FROM events WHERE print_id = ? ORDER BY at, id", (print_row.id,)
     ).fetchall()
     return Timeline(
         print_row,
@@ -325,5 +336,5 @@ def load_timeline(conn: sqlite3.Connection, print_row: PrintRow) -> Timeline:
             InspectionRow(seq, at, score, quality, bool(warn), bool(pause), progress, frame)
             for seq, at, score, quality, warn, pause, progress, frame in inspections
         ],
-        [EventRow(at, kind, json.loads(data)) for at, kind, data in events],
+        [EventRow(at, kind, json.loads(data), label) for at, kind, data, label in events],
     )

@@ -221,6 +221,35 @@ def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) ->
             {"name": "Resume print", "command_topic": topics.command("resume"), "icon": "mdi:play"},
         ),
         (
+            "button",
+            "false_alarm",
+            {
+                "name": "Last alert was a false alarm",
+                "command_topic": topics.command("label"),
+                "payload_press": "false_alarm",
+                "icon": "mdi:thumb-down",
+            },
+        ),
+        (
+            "button",
+            "real_failure",
+            {
+                "name": "Last alert was a real failure",
+                "command_topic": topics.command("label"),
+                "payload_press": "real_failure",
+                "icon": "mdi:thumb-up",
+            },
+        ),
+        (
+            "button",
+            "snooze",
+            {
+                "name": "Snooze alerts for this print",
+                "command_topic": topics.command("snooze"),
+                "icon": "mdi:bell-sleep",
+            },
+        ),
+        (
             "switch",
             "monitoring",
             {

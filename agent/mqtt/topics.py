@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The commands the agent accepts on `<p>/command/<name>`.
-COMMANDS = ("pause", "resume", "monitoring")
+# `label`: false_alarm or real_failure, on the last alert; `snooze`: no alert for the rest of the print.
+COMMANDS = ("pause", "resume", "monitoring", "label", "snooze")
 
 
 @dataclass(frozen=True, slots=True)

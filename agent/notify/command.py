@@ -12,7 +12,7 @@ import io
 from agent.notify.delivery import ATTEMPT_S, Delivery
 from agent.notify.message import redact, trial_message
 from agent.notify.services import SNAPSHOT, InvalidUrl, Service, open_service, url_secrets
-from agent.settings import CameraSection, ConfigError, NotifySection, load_settings
+from agent.settings import ConfigError, NotifySection, Settings, load_settings
 
 URLS_HINT = "[file key notify.urls, LAYERGUARD_NOTIFY__URLS, or the secret file notify__urls]"
 
@@ -21,7 +21,7 @@ def run_notify_test(config: str | None) -> int:
     settings = load_settings(config)
     open_services(settings.notify)  # exit 2 before anything is sent if a URL does not parse
     secrets = [s for url in settings.notify.urls for s in url_secrets(url.get_secret_value())]
-    jpeg, camera_problem = capture_or_placeholder(settings.camera)
+    jpeg, camera_problem = capture_or_placeholder(settings)
     if camera_problem:
         print(f"camera failed ({camera_problem}): sending a placeholder picture instead", flush=True)
     message = redact(trial_message(settings.agent.printer_id, camera_problem), secrets)
@@ -48,13 +48,15 @@ def open_services(notify: NotifySection) -> list[Service]:
     return services
 
 
-def capture_or_placeholder(camera_settings: CameraSection) -> tuple[bytes, str | None]:
-    """A fresh frame, or a placeholder JPEG and why the camera failed."""
+def capture_or_placeholder(settings: Settings) -> tuple[bytes, str | None]:
+    """A fresh frame, masked and cropped as the agent's are, or a placeholder JPEG and why the
+    camera failed."""
     from agent.camera import open_camera
+    from agent.framing import in_effect
     from hardware.camera.base import CameraError
 
     try:
-        camera = open_camera(camera_settings)
+        camera = open_camera(settings.camera, in_effect(settings).framing)
         try:
             return camera.capture(), None
         finally:

@@ -88,6 +88,18 @@ _WORDING: dict[str, tuple[str, str, bool]] = {
     ),
     "detection_error": ("failure detection error", "", False),
     "pause_reminder": ("print still paused", "", True),
+    "print_stalled": (
+        "print STALLED",
+        "The printer says it is printing, but neither its position nor the picture has moved. "
+        "A jammed printer or a hung board? Go to the printer.",
+        True,
+    ),
+    "print_still": (
+        "print stopped moving, inspections paused",
+        "The printer is out of reach and the picture has not changed: LayerGuard stopped paying "
+        "for inspections until the printer answers or the picture moves.",
+        False,
+    ),
 }
 
 

@@ -6,21 +6,35 @@ from dataclasses import dataclass
 
 from hardware.camera.base import Camera, CameraError
 from hardware.camera.folder import FolderCamera
+from hardware.camera.framing import NO_FRAMING, Framing
 from hardware.camera.http_snapshot import HttpSnapshotCamera
 from hardware.camera.jpeg import MAX_FRAME_BYTES, fit_jpeg
+from hardware.camera.masking import apply_framing
 from hardware.camera.picamera import Picamera2Camera
 
 
 class FittedCamera:
-    """Wraps any backend so that no frame exceeds what the detection service accepts."""
+    """Wraps any backend so that every frame is masked and cropped (`framing`) and no frame
+    exceeds what the detection service accepts.
 
-    def __init__(self, camera: Camera, max_bytes: int = MAX_FRAME_BYTES, quality: int = 85) -> None:
+    `framing` may be replaced at any time (the page sets it); a capture uses the value it finds.
+    `camera` is the backend itself, unframed: the page's framing view, where the user draws."""
+
+    def __init__(
+        self,
+        camera: Camera,
+        max_bytes: int = MAX_FRAME_BYTES,
+        quality: int = 85,
+        framing: Framing = NO_FRAMING,
+    ) -> None:
         self.camera = camera
         self.max_bytes = max_bytes
         self.quality = quality
+        self.framing = framing
 
     def capture(self) -> bytes:
-        return fit_jpeg(self.camera.capture(), self.max_bytes, self.quality)
+        framed = apply_framing(self.camera.capture(), self.framing, self.quality)
+        return fit_jpeg(framed, self.max_bytes, self.quality)
 
     def close(self) -> None:
         self.camera.close()
@@ -41,9 +55,10 @@ class CameraConfig:
     max_bytes: int = MAX_FRAME_BYTES
 
 
-def open_camera(settings: CameraConfig) -> FittedCamera:
+def open_camera(settings: CameraConfig, framing: Framing = NO_FRAMING) -> FittedCamera:
     """The backend for `settings.source` (picamera2[:camera], an http(s):// snapshot URL, or dir:/path),
-    its frames held to `settings.max_bytes`. Raises CameraError if unusable."""
+    its frames masked and cropped by `framing` (see agent.framing for where that comes from) and
+    held to `settings.max_bytes`. Raises CameraError if unusable."""
     source = settings.source
     camera: Camera
     if source == "picamera2" or source.startswith("picamera2:"):
@@ -64,4 +79,4 @@ def open_camera(settings: CameraConfig) -> FittedCamera:
         raise CameraError(
             f"camera.source {source!r} is not picamera2[:camera], an http(s):// URL or dir:/path"
         )
-    return FittedCamera(camera, settings.max_bytes, settings.jpeg_quality)
+    return FittedCamera(camera, settings.max_bytes, settings.jpeg_quality, framing)

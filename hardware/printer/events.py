@@ -39,6 +39,7 @@ class PrinterEventKind(StrEnum):
     UNKNOWN = "unknown"  # the reports stopped saying whether a print runs; `message` says why
     IDLE = "idle"  # the printer says no print is running (first learned, or after unknown)
     HEATERS_OFF = "heaters_off"  # the link switched heaters off during a long pause; `temperatures` saved
+    BUSY = "busy"  # `echo:busy: processing` during a print: a long move, a dwell, homing; not stalled
 
 
 @dataclass(frozen=True, slots=True)

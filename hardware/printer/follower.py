@@ -179,7 +179,11 @@ class PrintFollower:
                 return self._fatal(message)
             case Temperatures():
                 return self._temperature(report)
-            case Busy() | JobTime():
+            case Busy():
+                # Said every ~2 s while the firmware works through something long: the agent's
+                # stall watch hears it (a print standing still while busy has not stalled).
+                return [self.event(K.BUSY)] if self.state is PrintState.PRINTING else []
+            case JobTime():
                 return []
         return []
 

@@ -18,11 +18,11 @@ from picamera_shims import VIRTUAL_YAML_PATH
 from PIL import Image, ImageChops, ImageStat
 
 from agent.assembly import build_agent
+from agent.camera import open_camera
 from agent.detection.timing import DetectionTiming
 from agent.settings import CameraSection
 from hardware.camera import picamera
 from hardware.camera.base import CameraError
-from hardware.camera.factory import open_camera
 from hardware.camera.picamera import Picamera2Camera
 from sim.world import sim_world
 
