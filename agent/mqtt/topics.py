@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The commands the agent accepts on `<p>/command/<name>`.
-COMMANDS = ("pause", "resume", "monitoring")
+from agent.commands import COMMANDS as _DESK
+
+# The commands the agent accepts on `<p>/command/<name>`: every command of the agent's one path.
+COMMANDS = tuple(_DESK)
 
 
 @dataclass(frozen=True, slots=True)
