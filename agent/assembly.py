@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from agent.app import Agent
 from agent.detection.client import GadgetClient
 from agent.detection.timing import DetectionTiming
@@ -11,7 +13,9 @@ from agent.mqtt.bridge import MqttBridge
 from agent.notify.services import url_secrets
 from agent.settings import Settings
 from agent.store import JsonRecord
+from agent.web.address import page_url
 from hardware.camera.factory import open_camera
+from hardware.camera.shared import SharedCamera
 from hardware.printer.base import EventSink
 from hardware.printer.link import SerialPrinter
 
@@ -52,15 +56,31 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
             silence_s=p.silence_s,
         )
 
-    agent = Agent(settings, open_camera(settings.camera), detector, make_printer)
+    # The inspections and the page's live view share the camera: one capture at a time.
+    agent = Agent(settings, SharedCamera(open_camera(settings.camera)), detector, make_printer)
+    bridge = None
     if settings.mqtt.enabled:
-        agent.outputs.add(MqttBridge(settings.mqtt, settings.agent.printer_id, agent.on_command))
+        bridge = MqttBridge(
+            settings.mqtt,
+            settings.agent.printer_id,
+            agent.on_command,
+            configuration_url=page_url(settings) if settings.web.enabled else None,
+        )
+        agent.outputs.add(bridge)
     if settings.notify.enabled:
         from agent.notify.sink import notify_sink  # Apprise is loaded only when notifications are on
 
         agent.outputs.add(notify_sink(settings, secrets_of(settings), agent.set_notify_status))
     if settings.history.enabled:
         agent.outputs.add(HistorySink(settings.history, state_dir, agent.outputs.on_report))
+    if settings.web.enabled:
+        from agent.web.checks import health_report  # aiohttp is loaded only when the page is on
+        from agent.web.server import WebPage
+
+        def health() -> dict[str, Any]:
+            return health_report(agent, None if bridge is None else bridge.connected)
+
+        agent.outputs.add(WebPage(settings, agent.on_command, agent.camera, health))
     return agent
 
 

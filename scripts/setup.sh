@@ -17,7 +17,8 @@ VENV=${LAYERGUARD_VENV:-.venv}
 
 pairs=(mosquitto:mosquitto)
 if [ "${1:-}" = "--for-tests" ]; then
-  pairs+=(systemd-analyze:systemd cloud-init:cloud-init netplan:netplan.io debootstrap:debootstrap)
+  # chromium: the page's browser tests (tests/test_web_browser.py), driven by PyPI's playwright.
+  pairs+=(systemd-analyze:systemd cloud-init:cloud-init netplan:netplan.io debootstrap:debootstrap chromium:chromium)
 fi
 missing=()
 for pair in "${pairs[@]}"; do

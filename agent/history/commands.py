@@ -28,7 +28,7 @@ def history(config: str | None, as_json: bool, limit: int) -> int:
             prints = list_prints(conn, limit)
     except (LookupError, sqlite3.Error) as exc:
         return _fail(f"{exc}" if isinstance(exc, LookupError) else f"{path}: {exc}")
-    text = json.dumps([_as_json(p) for p in prints], indent=2) if as_json else _table(prints)
+    text = json.dumps([print_json(p) for p in prints], indent=2) if as_json else _table(prints)
     try:
         print(text if prints or as_json else "No prints in the history yet.", flush=True)
     except BrokenPipeError:  # `layerguard history | head`: the reader has all it wanted
@@ -61,7 +61,8 @@ def _iso(timestamp: float | None) -> str | None:
     )
 
 
-def _as_json(p: PrintRow) -> dict[str, object]:
+def print_json(p: PrintRow) -> dict[str, object]:
+    """One print as `history --json` and the page show it."""
     return {
         "id": p.id,
         "file": p.file,
