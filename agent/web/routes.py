@@ -126,6 +126,8 @@ def add_routes(app: web.Application, page: WebPage) -> None:
                     break
                 async with asyncio.timeout(SSE_PING_S):  # a reader that stopped reading is cut off
                     await response.write(message.encode())
+        except (ConnectionResetError, TimeoutError):
+            pass  # the page went away or stopped reading
         finally:
             page.unsubscribe(queue)
         return response
