@@ -1,4 +1,4 @@
-"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report.
+"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report, password.
 
 Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--config", metavar="FILE", help=config_help)
     report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="where to write it")
+    password = sub.add_parser("password", help="the page's address and password; --reset makes a new one")
+    password.add_argument("--config", metavar="FILE", help=config_help)
+    password.add_argument("--reset", action="store_true", help="generate a new password (logs everyone out)")
+    password.add_argument(
+        "--hash", action="store_true", help="read a password, print its web.password_hash line"
+    )
     return parser
 
 
@@ -76,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
             from agent.notify.command import run_notify_test
 
             return run_notify_test(args.config)
+        if args.command == "password":
+            from agent.web.password import run_password
+
+            return run_password(args.config, args.reset, args.hash)
         if args.command in ("history", "report"):
             from agent.history import commands
 

@@ -50,6 +50,7 @@ def run_doctor(config: str | None) -> int:
         ("mqtt broker", check_broker),
         ("api key", check_api_key),
         ("notify urls", check_notify),
+        ("page", check_page),
     ]
     failed = 0
     for name, check in checks:
@@ -85,6 +86,14 @@ def check_state_dir(settings: Settings) -> str:
             "(the systemd unit's StateDirectory= does this)"
         ) from None
     return str(directory)
+
+
+def check_page(settings: Settings) -> str:
+    from agent.web.password import describe
+
+    if settings.web.enabled and settings.web.auth == "none":
+        raise CheckWarning(describe(settings))
+    return describe(settings)
 
 
 def check_camera(settings: Settings) -> str:

@@ -4,6 +4,7 @@ warning) for the right reason when its component is missing or misconfigured."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -90,12 +91,15 @@ def test_all_green_in_the_simulated_world(run_doctor: Callable[[Config], tuple[i
         "mqtt broker",
         "api key",
         "notify urls",
+        "page",
     ]
     assert all(line.startswith("ok ") for line in lines.values()), lines
     assert "Marlin 2.1.2.1" in lines["serial port"]
     assert "published and received layerguard/doc/doctor" in lines["mqtt broker"]
     assert "created a detection context" in lines["api key"]
     assert "notifications off" in lines["notify urls"]
+    # No password set: the generated one is shown, the one the agent's page will ask for.
+    assert re.search(r"\.local/ password: \w{4}(-\w{4}){4} \(generated, in ", lines["page"]), lines["page"]
 
 
 @pytest.mark.parametrize(

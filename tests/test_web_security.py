@@ -207,3 +207,34 @@ async def test_no_secret_in_any_page_or_answer(world: SimWorld, tmp_path: Path) 
         assert (await pa.client().get("/login")).headers["X-Frame-Options"] == "DENY"
         csp = (await pa.client().get("/login")).headers["Content-Security-Policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+
+
+def test_password_command_shows_resets_and_hashes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+    from agent.web.login import check_password
+
+    config = tmp_path / "layerguard.toml"
+    config.write_text(f'[agent]\nstate_dir = "{tmp_path / "state"}"\n[web]\nlisten = "127.0.0.1:8080"\n')
+    assert main(["password", "--config", str(config)]) == 0
+    first = capsys.readouterr().out.split("password: ")[1].split()[0]
+    assert main(["password", "--config", str(config)]) == 0
+    assert first in capsys.readouterr().out  # kept, not made again
+    stored = tmp_path / "state" / "web-password"
+    assert stored.stat().st_mode & 0o777 == 0o600
+    assert main(["password", "--config", str(config), "--reset"]) == 0
+    second = capsys.readouterr().out.split("password: ")[1].split()[0]
+    assert second != first and stored.read_text().strip() == second
+    line = _hash_line(main, capsys)
+    assert check_password("a-long-password", line) and not check_password("another", line)
+
+
+def _hash_line(main: object, capsys: pytest.CaptureFixture[str]) -> str:
+    import io
+    import sys
+
+    stdin, sys.stdin = sys.stdin, io.StringIO("a-long-password\n")
+    try:
+        assert main(["password", "--hash"]) == 0  # type: ignore[operator]
+    finally:
+        sys.stdin = stdin
+    return capsys.readouterr().out.split('"')[1]

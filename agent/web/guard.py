@@ -81,7 +81,6 @@ async def _check(
         raise web.HTTPForbidden(text="Refused: the request does not come from this page (Origin).\n")
     token = request.cookies.get(COOKIE)
     logged_in = sessions is None or sessions.valid(token)
-    request["session"] = token if sessions is not None and logged_in else None
     if request.path not in OPEN_PATHS and not logged_in:
         if request.path.startswith("/api/") or request.method not in SAFE_METHODS:
             raise web.HTTPUnauthorized(text="Log in first.\n")

@@ -62,6 +62,9 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    if os.geteuid() == 0:  # `sudo layerguard password --reset`: the agent's user must read it
+        owner = path.parent.stat()
+        os.chown(tmp, owner.st_uid, owner.st_gid)
     os.replace(tmp, path)
 
 

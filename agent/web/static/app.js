@@ -53,16 +53,19 @@ function drawChart() {
   for (const y of [0, 50, 100]) chart.append(svg("line", { x1: 0, x2: 600, y1: 195 - y * 1.9, y2: 195 - y * 1.9, class: "grid" }));
   const pts = printer.series.filter((p) => p.at);
   if (!pts.length) return;
-  const t0 = Date.parse(pts[0].at), t1 = Math.max(Date.parse(pts[pts.length - 1].at), t0 + 60000);
+  const times = [...pts.map((p) => Date.parse(p.at)), ...printer.marks.map((m) => Date.parse(m.at))];
+  const t0 = Date.parse(pts[0].at), t1 = Math.max(...times, t0 + 20000);
   const x = (iso) => ((Date.parse(iso) - t0) / (t1 - t0)) * 590 + 5;
   const y = (score) => 195 - score * 1.9;
   chart.append(svg("polyline", { class: "line", points: pts.map((p) => `${x(p.at).toFixed(1)},${y(p.score).toFixed(1)}`).join(" ") }));
   for (const p of pts) if (p.warning || p.pause_suggested) chart.append(svg("circle", { cx: x(p.at), cy: y(p.score), r: 4, class: "warn" }));
+  // One line per pause the printer confirmed; a dashed one where a pause was NOT confirmed.
   for (const m of printer.marks) {
-    if (m.type === "failure_paused" || m.type === "print_paused") {
-      const mx = Math.min(595, Math.max(5, x(m.at)));
-      chart.append(svg("line", { x1: mx, x2: mx, y1: 0, y2: 200, class: "pause" }));
-    }
+    if (m.type !== "print_paused" && m.type !== "pause_failed") continue;
+    const mx = Math.min(595, Math.max(5, x(m.at)));
+    const attrs = { x1: mx, x2: mx, y1: 0, y2: 200, class: "pause" };
+    if (m.type === "pause_failed") attrs["stroke-dasharray"] = "6 4";
+    chart.append(svg("line", attrs));
   }
 }
 
