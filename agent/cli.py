@@ -34,7 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     config_help = "config file (default: $LAYERGUARD_CONFIG or /etc/layerguard/layerguard.toml)"
     run = sub.add_parser("run", help="guard the printer (what the service runs)")
     run.add_argument("--config", metavar="FILE", help=config_help)
-    sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
+    demo = sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
+    demo.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="then keep the page up (its address and password shown) until Ctrl-C",
+    )
     doctor = sub.add_parser("doctor", help="check config, camera, printer, broker, API key and notify URLs")
     doctor.add_argument("--config", metavar="FILE", help=config_help)
     health = sub.add_parser("health", help="exit 0 if the running agent is healthy (Docker HEALTHCHECK)")
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from sim.demo import run_demo
 
-            return run_demo()
+            return run_demo(args.keep_open)
         if args.command == "health":
             return health(args.config)
         if args.command == "notify-test":

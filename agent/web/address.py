@@ -7,9 +7,10 @@ import socket
 from agent.settings import Settings
 
 
-def page_url(settings: Settings) -> str:
+def page_url(settings: Settings, bound_port: int | None = None) -> str:
     """The address people open (and Home Assistant's device page links to)."""
     host, port = settings.web.address
+    port = bound_port or port
     if host in ("0.0.0.0", "::", ""):
         host = f"{socket.gethostname().split('.')[0]}.local"
     elif ":" in host:

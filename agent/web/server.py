@@ -97,10 +97,10 @@ class WebPage(PageStream):
             log.warning(
                 'Page at %s WITHOUT a login (web.auth = "none"): anyone who reaches it can pause '
                 "the printer; keep it behind a reverse proxy that asks for one",
-                page_url(self.settings),
+                page_url(self.settings, self.port),
             )
         else:
-            log.info("Page at %s (port %d)", page_url(self.settings), self.port)
+            log.info("Page at %s", page_url(self.settings, self.port))
 
     async def stop(self) -> None:
         await super().stop()
