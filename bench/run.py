@@ -18,12 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import fleet, footprint, history, hostile, octoprint, reaction, startup, upload
+from bench import fleet, footprint, history, hostile, octoprint, page, reaction, startup, upload
 from bench.procstat import Window
 from bench.report import Row, Skipped, render
 from sim.broker import MosquittoBroker, MosquittoNotFound
 
-FIGURES = ("upload", "startup", "reaction", "footprint", "hostile", "octoprint", "fleet", "history")
+FIGURES = ("upload", "startup", "reaction", "footprint", "hostile", "octoprint", "fleet", "history", "page")
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
 
@@ -127,6 +127,11 @@ def _history(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(history.measure(plan.history_hours, plan.renders))
 
 
+def _page(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    with MosquittoBroker() as broker:
+        return list(page.measure(broker, plan.phases.idle_s))
+
+
 _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "upload": _upload,
     "startup": _startup,
@@ -136,6 +141,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "octoprint": _octoprint,
     "fleet": _fleet,
     "history": _history,
+    "page": _page,
 }
 
 
