@@ -91,9 +91,13 @@ def check_state_dir(settings: Settings) -> str:
 def check_page(settings: Settings) -> str:
     from agent.web.password import describe
 
+    try:
+        line = describe(settings)
+    except OSError as exc:  # the state dir's own check says what to do about it
+        raise CheckWarning(f"cannot keep a generated password in agent.state_dir: {exc.strerror}") from None
     if settings.web.enabled and settings.web.auth == "none":
-        raise CheckWarning(describe(settings))
-    return describe(settings)
+        raise CheckWarning(line)
+    return line
 
 
 def check_camera(settings: Settings) -> str:

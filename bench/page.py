@@ -19,7 +19,8 @@ import httpx
 
 from bench import procstat
 from bench.launch import API_KEY, AgentProcess, state_is, watched_agent, write_camera_frames
-from bench.report import Row, below
+from bench.report import Row, at_least, below
+from bench.slack import slack_by_context
 from sim.broker import MosquittoBroker
 from sim.gadget_service import GadgetStandIn
 from sim.virtual_printer import VirtualPrinter, default_gcode
@@ -27,6 +28,7 @@ from sim.virtual_printer import VirtualPrinter, default_gcode
 FILE = "page.gcode"
 PRINTER_ID = "bench-page"
 INTERVAL_S = 5
+CHROMIUM = "/usr/bin/chromium"
 FIRST_VISIT = ["/login", "/static/style.css", "/", "/static/app.js", "/api/session"]
 
 
@@ -62,6 +64,14 @@ def measure(broker: MosquittoBroker, window_s: float) -> list[Row]:
                 watched = procstat.watch(agent.pid, window_s)
             with contextlib.closing(_client(base, password)) as client, _Watching(client, "/api/live.jpg"):
                 live = procstat.watch(agent.pid, window_s)
+            first_call = len(service.calls)
+            with contextlib.ExitStack() as pages:
+                for _ in range(3):
+                    client = pages.enter_context(contextlib.closing(_client(base, password)))
+                    pages.enter_context(_Watching(client, "/api/stream"))
+                procstat.watch(agent.pid, max(window_s, 4 * INTERVAL_S))
+            slack = [s for per in slack_by_context(service.calls[first_call:]).values() for s in per]
+            paint = _first_paint(base, password)
     return [
         Row("RSS idle, page off", "MB", [off.rss_mb], below(60, "MB"), "`[web] enabled = false`"),
         Row("RSS idle, page on", "MB", [on.rss_mb], below(60, "MB"), "aiohttp loaded, listening"),
@@ -81,6 +91,28 @@ def measure(broker: MosquittoBroker, window_s: float) -> list[Row]:
             digits=2,
         ),
         Row("CPU printing, live view open", "%", [live.cpu_percent], note="a frame every 0.5 s", digits=2),
+        Row(
+            "schedule slack, three pages open",
+            "ms",
+            [1000 * s for s in slack],
+            below(250, "ms", of="median"),
+            f"{INTERVAL_S} s interval, three printer pages' streams (each fetching every frame)",
+            digits=0,
+            extra_goals=[at_least(0, "ms")],
+        ),
+        *(
+            [
+                Row(
+                    "printer page: first contentful paint",
+                    "ms",
+                    [paint],
+                    note="headless Chromium, loopback",
+                    digits=0,
+                )
+            ]
+            if paint is not None
+            else []
+        ),
         Row(
             "first visit, bytes before frames",
             "KB",
@@ -113,6 +145,32 @@ def _client(base: str, password: str) -> httpx.Client:
 def _first_visit(base: str, password: str) -> int:
     with contextlib.closing(_client(base, password)) as client:
         return sum(len(client.get(path).content) for path in FIRST_VISIT)
+
+
+def _first_paint(base: str, password: str) -> float | None:
+    """The printer page's first contentful paint in headless Chromium (None without one)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    if not Path(CHROMIUM).exists():
+        return None
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(base + "/login")
+            page.fill("#password", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(base + "/")
+            page.goto(base + "/")
+            page.wait_for_load_state("load")
+            entries = page.evaluate(
+                "performance.getEntriesByName('first-contentful-paint').map(e => e.startTime)"
+            )
+            return float(entries[0]) if entries else None
+        finally:
+            browser.close()
 
 
 class _Watching:

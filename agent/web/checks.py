@@ -61,7 +61,9 @@ def masked_config(settings: Settings) -> dict[str, Any]:
             if key in HIDDEN_KEYS:
                 section[key] = _mask(value)
             elif isinstance(value, str) and "://" in value:
-                section[key] = split_credentials(value)[0]  # user:password@ in a camera URL
+                # user:password@ and a ?token=... in a camera URL stay out of the page
+                bare, _, query = split_credentials(value)[0].partition("?")
+                section[key] = f"{bare}?{MASK}" if query else bare
             elif not isinstance(value, str | int | float | bool | list | type(None)):
                 section[key] = str(value)
     return config
