@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent import labels
+from agent.commands import CommandDesk
 from agent.detection.base import Detector
 from agent.detection.context import PrintKey
 from agent.detection.verdict import DetectionError, Verdict
@@ -23,7 +24,7 @@ from hardware.camera.base import Camera, CameraError
 from hardware.camera.motion import thumbnail
 from hardware.printer.base import EventSink, PauseFailed, Printer
 from hardware.printer.events import PrinterEvent, PrinterEventKind
-from hardware.quiet_log import BurstLog, LastingCondition
+from hardware.quiet_log import LastingCondition
 
 log = logging.getLogger("agent")
 
@@ -60,13 +61,12 @@ class Agent:
         self._session_task: asyncio.Task[None] | None = None
         self._pausing = False
         self._resuming = False
-        self._tasks: set[asyncio.Task[None]] = set()
         self._waiters: list[tuple[StatePredicate, asyncio.Future[None]]] = []
         self._published: dict[str, Any] | None = None
         # A broken camera or detection link is retried every few seconds for as long as it lasts.
         self._camera_trouble = LastingCondition(log, "Camera")
         self._detection_trouble = LastingCondition(log, "Detection")
-        self._commands_log = BurstLog(log)  # a burst of MQTT commands is one line and a count
+        self.commands = CommandDesk(self)  # MQTT and the page: one path in, every command answered
 
     async def run(self) -> None:
         """Run until cancelled; on the way out, MQTT says `offline` and devices are released."""
@@ -75,11 +75,11 @@ class Agent:
         try:
             await self.printer.run()
         finally:
-            pending = [t for t in (self._session_task, self._scene_task, *self._tasks) if t is not None]
+            session = self._session_task
+            scene = self._scene_task
             self._stop_session()
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await self.commands.close()
+            await asyncio.gather(*(t for t in (session, scene) if t is not None), return_exceptions=True)
             await self.detector.aclose()
             await asyncio.to_thread(self.camera.close)
             await self.outputs.stop()
@@ -320,69 +320,95 @@ class Agent:
 
     # -- pause and resume --------------------------------------------------------------------
 
-    async def _pause(self, by: str, score: int | None = None) -> None:
+    async def _pause(self, by: str, score: int | None = None) -> str | None:
+        """Pause and wait for the printer's confirmation; the reason it failed, or None."""
         if self._pausing:
-            return
+            return "a pause is already under way"
         self._pausing = True
         self._update_activity()
-        log.warning("Pausing the print (%s)", "failure detected" if by == "agent" else "requested over MQTT")
+        log.warning("Pausing the print (%s)", "failure detected" if by == "agent" else "requested")
         try:
             await self.printer.pause()
         except PauseFailed as exc:
             log.error("Pause NOT confirmed: %s", exc)
             self.state.pause_failed = True
             self._emit("pause_failed", message=str(exc), by=by)
+            return str(exc)
         else:
             log.warning("Pause confirmed by the printer")
             self.state.paused_by = by
             if by == "agent":
                 self._emit("failure_paused", score=score, file=self.tracker.file)
+            return None
         finally:
             self._pausing = False
             self._update_activity()
             self._state_changed()
+            self.commands.printer_free()
 
-    async def _resume(self) -> None:
-        if self._resuming:
-            return
-        log.info("Resuming the print (requested over MQTT)")
+    async def _resume(self) -> str | None:
+        log.info("Resuming the print (requested)")
         self._resuming = True
         try:
             await self.printer.resume()
         except PauseFailed as exc:
             log.error("Resume NOT confirmed: %s", exc)
             self._emit("pause_failed", message=str(exc), by="user", resume=True)
+            return str(exc)
         finally:
             self._resuming = False
+            self.commands.printer_free()
+        return None
 
-    def on_command(self, name: str, payload: str) -> None:
-        """An MQTT command, on the event loop. Acts only where it makes sense in the current state,
-        so a copy of a command that arrives while the first is still being carried out does nothing."""
-        if name == "monitoring":
-            self.state.monitoring = payload.upper() == "ON"
-            # Formatted here: on and off are different lines, never collapsed into one another.
-            self._commands_log.log_line(logging.INFO, f"Monitoring switched {payload.lower()}")
-            self._update_activity()
-            self._state_changed()
-        elif self._pausing or self._resuming:
-            self._commands_log.log_line(
-                logging.INFO,
-                "Ignoring command %s: a %s is under way",
-                name,
-                "pause" if self._pausing else "resume",
-            )
-        elif name == "label":
-            labels.label_last_alert(self, payload)
-        elif name == "snooze":
-            labels.snooze(self)
-        elif name == "pause" and self.tracker.state is PrintState.PRINTING:
-            self._spawn(self._pause(by="user"))
-        elif name == "resume" and self.tracker.state is PrintState.PAUSED:
-            self._spawn(self._resume())
-        else:
-            self._commands_log.log_line(
-                logging.INFO, "Ignoring command %s: the printer is %s", name, self.tracker.state.value
-            )
+    # -- commands (agent/commands.py decides what runs when; these are its CommandTarget) ----
+
+    def on_command(self, name: str, payload: str, source: str = "mqtt") -> dict[str, Any]:
+        """A command from any interface, on the event loop: its first answer (also published)."""
+        return self.commands.submit(name, payload, source)
+
+    @property
+    def print_state(self) -> PrintState:
+        return self.tracker.state
+
+    @property
+    def printer_busy(self) -> str | None:
+        return "pause" if self._pausing else "resume" if self._resuming else None
+
+    async def pause_print(self, by: str) -> str | None:
+        return await self._pause(by=by)
+
+    async def resume_print(self) -> str | None:
+        return await self._resume()
+
+    def set_monitoring(self, on: bool) -> None:
+        self.state.monitoring = on
+        self._update_activity()
+        self._state_changed()
+
+    def answer(self, payload: dict[str, Any]) -> None:
+        self._emit("command_answer", **payload)
+
+    @property
+    def in_print(self) -> bool:
+        return self.tracker.in_print
+
+    def label_last_alert(self, label: str) -> bool:
+        muted, resume = labels.apply_label(self.guard, self.tracker, self.state, label)
+        self._emit(
+            "alert_labelled",
+            label=label,
+            file=self.tracker.file,
+            score=self.guard.episode_peak if muted else None,
+            muted=muted,
+            resumed=resume,
+        )
+        self._state_changed()
+        return resume
+
+    def snooze(self) -> None:
+        labels.snooze(self.guard, self.state)
+        self._emit("alerts_snoozed", file=self.tracker.file)
+        self._state_changed()
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -406,8 +432,3 @@ class Agent:
             elif predicate(self.state):
                 future.set_result(None)
                 self._waiters.remove(waiter)
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from functools import partial
+from typing import Any
 
 from agent.app import Agent
 from agent.camera import open_camera
@@ -17,6 +18,8 @@ from agent.mqtt.bridge import MqttBridge
 from agent.notify.services import url_secrets
 from agent.settings import Settings
 from agent.store import JsonRecord
+from agent.web.address import page_url
+from hardware.camera.shared import SharedCamera
 from hardware.printer.base import EventSink
 from hardware.printer.link import SerialPrinter
 
@@ -64,15 +67,32 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
     framing = framing_in_effect(settings)
     if not framing.framing.empty:
         log.info("Camera framing: %s", framing.describe())
-    agent = Agent(settings, open_camera(settings.camera, framing.framing), detector, make_printer)
+    # The inspections and the page's live view share the camera: one capture at a time.
+    camera = SharedCamera(open_camera(settings.camera, framing.framing))
+    agent = Agent(settings, camera, detector, make_printer)
+    bridge = None
     if settings.mqtt.enabled:
-        agent.outputs.add(MqttBridge(settings.mqtt, settings.agent.printer_id, agent.on_command))
+        bridge = MqttBridge(
+            settings.mqtt,
+            settings.agent.printer_id,
+            agent.on_command,
+            configuration_url=page_url(settings) if settings.web.enabled else None,
+        )
+        agent.outputs.add(bridge)
     if settings.notify.enabled:
         from agent.notify.sink import notify_sink  # Apprise is loaded only when notifications are on
 
         agent.outputs.add(notify_sink(settings, secrets_of(settings), agent.set_notify_status))
     if settings.history.enabled:
         agent.outputs.add(HistorySink(settings.history, state_dir, agent.outputs.on_report))
+    if settings.web.enabled:
+        from agent.web.checks import health_report  # aiohttp is loaded only when the page is on
+        from agent.web.server import WebPage
+
+        def health() -> dict[str, Any]:
+            return health_report(agent, None if bridge is None else bridge.connected)
+
+        agent.outputs.add(WebPage(settings, agent.on_command, agent.camera, health))
     return agent
 
 

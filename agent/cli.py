@@ -1,4 +1,5 @@
-"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report, label, adapters.
+"""The `layerguard` command: run, demo, doctor, health, notify-test, history, report, label, adapters,
+password.
 
 Exit codes: 0 ok, 2 invalid configuration, 1 other."""
 
@@ -40,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"layerguard {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _configured(sub.add_parser("run", help="guard the printer (what the service runs)"))
-    sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
+    demo = sub.add_parser("demo", help="a simulated print that fails and gets paused, no hardware needed")
+    demo.add_argument(
+        "--keep-open",
+        action="store_true",
+        help="then keep the page up (its address and password shown) until Ctrl-C",
+    )
     doctor = sub.add_parser("doctor", help="check config, camera, printer, broker, API key and notify URLs")
     _configured(doctor).add_argument(
         "--all", action="store_true", help="every agent configured in /etc/layerguard, one after the other"
@@ -79,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _configured(report)
     report.add_argument("--out", required=True, type=Path, metavar="FILE.png", help="where to write it")
+    password = _configured(
+        sub.add_parser("password", help="the page's address and password; --reset makes a new one")
+    )
+    password.add_argument("--reset", action="store_true", help="generate a new password (logs everyone out)")
+    password.add_argument(
+        "--hash", action="store_true", help="read a password, print its web.password_hash line"
+    )
     return parser
 
 
@@ -122,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from sim.demo import run_demo
 
-            return run_demo()
+            return run_demo(args.keep_open)
         if args.command == "health":
             return health(args.config)
         if args.command == "notify-test":
@@ -133,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             from agent.adapters import run_adapters
 
             return run_adapters(args.udev, args.json)
+        if args.command == "password":
+            from agent.web.password import run_password
+
+            return run_password(args.config, args.reset, args.hash)
         if args.command in ("history", "report", "label"):
             from agent.history import commands
 

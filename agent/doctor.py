@@ -63,6 +63,7 @@ def run_doctor(config: str | None) -> int:
         ("mqtt broker", check_broker),
         ("api key", check_api_key),
         ("notify urls", check_notify),
+        ("page", check_page),
     ]
     failed = 0
     for name, check in checks:
@@ -167,6 +168,18 @@ def check_state_dir(settings: Settings) -> str:
             "(the systemd unit's StateDirectory= does this)"
         ) from None
     return str(directory)
+
+
+def check_page(settings: Settings) -> str:
+    from agent.web.password import describe
+
+    try:
+        line = describe(settings)
+    except OSError as exc:  # the state dir's own check says what to do about it
+        raise CheckWarning(f"cannot keep a generated password in agent.state_dir: {exc.strerror}") from None
+    if settings.web.enabled and settings.web.auth == "none":
+        raise CheckWarning(line)
+    return line
 
 
 def check_camera(settings: Settings) -> str:

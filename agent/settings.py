@@ -280,6 +280,39 @@ class HistorySection(_Section):
     report_timeout_s: float = Field(60.0, gt=0, le=600)
 
 
+class WebSection(_Section):
+    enabled: bool = True
+    # Port 80, so the Pi answers at http://<hostname>.local/ (the systemd unit grants
+    # CAP_NET_BIND_SERVICE); "127.0.0.1:8080" keeps the page to this machine.
+    listen: str = "0.0.0.0:80"
+    auth: Literal["password", "none"] = "password"
+    # The login: a secret file web__password, or a hash from `layerguard password --hash`;
+    # neither set: one is generated at first start and kept in agent.state_dir.
+    password: SecretStr = SecretStr("")
+    password_hash: str = Field("", pattern=r"^(|scrypt\$[0-9]+\$[0-9]+\$[0-9]+\$[0-9a-f]+\$[0-9a-f]+)$")
+    session_hours: float = Field(12.0, gt=0, le=24 * 90)
+    # Host names the page answers to besides its own name, name.local and addresses (a reverse proxy).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError('must be address:port, e.g. "0.0.0.0:80" or "127.0.0.1:8080"')
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _words(cls, value: Any) -> Any:
+        return value.split() if isinstance(value, str) else value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "0.0.0.0", int(port)
+
+
 class SecretFilesSource(PydanticBaseSettingsSource):
     """One file per secret, named `<section>__<key>` (e.g. `detection__api_key`), as systemd
     credentials and Docker secrets provide them. Only settings typed `SecretStr` are read."""
@@ -396,6 +429,7 @@ class Settings(BaseSettings):
     mqtt: MqttSection = Field(default_factory=MqttSection)
     notify: NotifySection = Field(default_factory=NotifySection)
     history: HistorySection = Field(default_factory=HistorySection)
+    web: WebSection = Field(default_factory=WebSection)
 
     @classmethod
     def settings_customise_sources(

@@ -111,6 +111,7 @@ class AgentProcess:
         notify_socket: Path | None = None,
         notify_urls: tuple[str, ...] = (),
         shared_state_dir: Path | None = None,
+        web_listen: str | None = None,
     ) -> None:
         """`shared_state_dir`: agents given the same one are printers of one Pi (one call count)."""
         directory.mkdir(parents=True, exist_ok=True)
@@ -125,6 +126,8 @@ class AgentProcess:
             f'[detection]\napi_url = "{api_url}"\n'
             f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
             + (f"[notify]\nurls = {json.dumps(list(notify_urls))}\n" if notify_urls else "")
+            # The page is off unless a figure measures it: the other figures stay comparable.
+            + (f'[web]\nlisten = "{web_listen}"\n' if web_listen else "[web]\nenabled = false\n")
         )
         env = {
             k: v for k, v in os.environ.items() if not k.startswith("LAYERGUARD_") and k != "NOTIFY_SOCKET"

@@ -26,6 +26,7 @@ from bench import (
     hostile,
     masking,
     octoprint,
+    page,
     pi_count,
     reaction,
     startup,
@@ -43,9 +44,11 @@ FIGURES = (
     "hostile",
     "octoprint",
     "fleet",
+    "pi",
     "history",
     "masking",
     "false_alarms",
+    "page",
 )
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
@@ -162,12 +165,33 @@ def _history(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(history.measure(plan.history_hours, plan.renders))
 
 
+FIGURES = (
+    "upload",
+    "startup",
+    "reaction",
+    "footprint",
+    "hostile",
+    "octoprint",
+    "fleet",
+    "pi",
+    "history",
+    "masking",
+    "false_alarms",
+    "page",
+)
+
+
 def _masking(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(masking.measure(plan.frames))
 
 
 def _false_alarms(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(false_alarms.measure())
+
+
+def _page(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    with MosquittoBroker() as broker:
+        return list(page.measure(broker, plan.phases.idle_s))
 
 
 _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
@@ -182,6 +206,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "history": _history,
     "masking": _masking,
     "false_alarms": _false_alarms,
+    "page": _page,
 }
 
 

@@ -20,8 +20,9 @@ VENV=${LAYERGUARD_VENV:-.venv}
 
 pairs=(mosquitto:mosquitto)
 if [ "${1:-}" = "--for-tests" ]; then
+  # chromium: the page's browser tests (tests/test_web_browser.py), driven by PyPI's playwright.
   pairs+=(openssl:openssl systemd-analyze:systemd cloud-init:cloud-init netplan:netplan.io debootstrap:debootstrap
-    chromium:chromium chromedriver:chromium-driver)
+    chromium:chromium)
 fi
 missing=()
 for pair in "${pairs[@]}"; do

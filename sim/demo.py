@@ -46,6 +46,7 @@ REPORT_DEADLINE_S = 60.0  # the report worker's first matplotlib start builds it
 DEMO_DIR = Path(tempfile.gettempdir()) / "layerguard-demo"
 REPORT_PATH = DEMO_DIR / "report.png"
 CONFIG_PATH = DEMO_DIR / "layerguard.toml"
+WEB_LISTEN = "127.0.0.1:0"  # the page of the demo: this machine only, a free port
 
 
 class _ReportCatcher(Sink):
@@ -62,15 +63,15 @@ class _ReportCatcher(Sink):
         self.arrived.set()
 
 
-def run_demo() -> int:
+def run_demo(keep_open: bool = False) -> int:
     setup_logging("INFO", timeline=True)
     try:
-        return asyncio.run(_demo())
+        return asyncio.run(_demo(keep_open))
     except KeyboardInterrupt:
-        return 1
+        return 0 if keep_open else 1
 
 
-async def _demo() -> int:
+async def _demo(keep_open: bool = False) -> int:
     with ExitStack() as stack:
         state_dir = _fresh_state_dir()
         broker = _start_broker(stack)
@@ -97,7 +98,9 @@ async def _demo() -> int:
             world.webcam.url,
             world.service.base_url,
         )
-        agent = build_agent(world.settings(state_dir, printer_id=PRINTER_ID), timing=DEMO_TIMING)
+        agent = build_agent(
+            world.settings(state_dir, printer_id=PRINTER_ID, web_listen=WEB_LISTEN), timing=DEMO_TIMING
+        )
         catcher = _ReportCatcher()
         agent.outputs.add(catcher)
         started = time.monotonic()
@@ -105,12 +108,34 @@ async def _demo() -> int:
         try:
             paused = await _story(agent, world)
             report = await _report(catcher) if paused else None
+            _summary(agent, world, probe, time.monotonic() - started, paused, report)
+            if keep_open:
+                await _keep_open(agent, state_dir)
         finally:
             agent_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await agent_task
-        _summary(agent, world, probe, time.monotonic() - started, paused, report)
         return 0 if paused else 1
+
+
+async def _keep_open(agent: Agent, state_dir: Path) -> None:
+    """Serve the page (and the paused print) until Ctrl-C."""
+    from agent.web.login import PASSWORD_FILE
+    from agent.web.server import WebPage
+
+    page = agent.outputs.find(WebPage)
+    assert isinstance(page, WebPage)
+    await page.ready.wait()
+    if page.port is None:
+        print(f"The page could not start: {page.failed}", flush=True)
+        return
+    password = (state_dir / PASSWORD_FILE).read_text().strip()
+    print(
+        f"\nThe page: http://127.0.0.1:{page.port}/  password: {password}\n"
+        "Log in, resume the print, watch it, look at its history. Ctrl-C ends the demo.",
+        flush=True,
+    )
+    await asyncio.Event().wait()
 
 
 def _fresh_state_dir() -> Path:

@@ -16,6 +16,7 @@ from agent.settings import (
     MqttSection,
     PrinterSection,
     Settings,
+    WebSection,
 )
 from sim.broker import MosquittoBroker
 from sim.gadget_service import GadgetStandIn
@@ -32,9 +33,12 @@ class SimWorld:
     broker: MosquittoBroker | None
     api_key: str
 
-    def settings(self, state_dir: Path, printer_id: str = "sim", **detection: Any) -> Settings:
+    def settings(
+        self, state_dir: Path, printer_id: str = "sim", web_listen: str = "127.0.0.1:0", **detection: Any
+    ) -> Settings:
         """Settings for an agent in this world. Environment variables are deliberately not read:
-        a LAYERGUARD_MQTT__HOST in the user's shell must not send the demo to their real broker."""
+        a LAYERGUARD_MQTT__HOST in the user's shell must not send the demo to their real broker.
+        The page listens on loopback, on a free port by default (`WebPage.port` says which)."""
         broker = self.broker
         return Settings.model_construct(
             agent=AgentSection(printer_id=printer_id, state_dir=state_dir),
@@ -42,6 +46,7 @@ class SimWorld:
             camera=CameraSection(source=self.webcam.url),
             detection=DetectionSection(api_key=self.api_key, api_url=self.service.base_url, **detection),
             mqtt=MqttSection(host=broker.host if broker else "", port=broker.port if broker else 1883),
+            web=WebSection(listen=web_listen),
         )
 
 

@@ -88,6 +88,7 @@ class RunSetup:
             f'[camera]\nsource = "dir:{self.frames}"\n'
             f'[detection]\napi_url = "{service.base_url}"\n'
             f'[mqtt]\nhost = "{self.broker.host}"\nport = {self.broker.port}\n'
+            '[web]\nlisten = "127.0.0.1:0"\n'
         )
         return [sys.executable, "-m", "agent", "run", "--config", str(config)]
 

@@ -634,3 +634,34 @@ def test_fitted_camera_holds_every_frame_to_the_limit(tmp_path: Path) -> None:
     (tmp_path / "big.jpg").write_bytes(noise_jpeg((600, 400)))
     camera = FittedCamera(FolderCamera(tmp_path), max_bytes=20_000)
     assert len(camera.capture()) <= 20_000
+
+
+def test_a_shared_camera_takes_one_frame_for_callers_that_ask_at_once() -> None:
+    """The live view and an inspection asking together get one capture: the inspection waits no
+    longer than its own capture, and gets the same full frame it would have taken."""
+    from hardware.camera.shared import SharedCamera
+
+    class Slow:
+        def __init__(self) -> None:
+            self.taken = 0
+            self.started = threading.Event()
+
+        def capture(self) -> bytes:
+            self.taken += 1
+            self.started.set()
+            time.sleep(0.5)
+            return b"frame-%d" % self.taken
+
+        def close(self) -> None:
+            pass
+
+    slow = Slow()
+    shared = SharedCamera(slow)
+    results: list[bytes] = []
+    first = threading.Thread(target=lambda: results.append(shared.capture()))
+    first.start()
+    assert slow.started.wait(10)
+    results.append(shared.capture())  # joins the capture in flight
+    first.join(10)
+    assert results == [b"frame-1", b"frame-1"] and slow.taken == 1
+    assert shared.capture() == b"frame-2"  # nothing in flight: a fresh one

@@ -4,6 +4,7 @@ warning) for the right reason when its component is missing or misconfigured."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -103,6 +104,7 @@ def test_all_green_in_the_simulated_world(run_doctor: Callable[[Config], tuple[i
         "mqtt broker",
         "api key",
         "notify urls",
+        "page",
     ]
     assert all(line.startswith("ok ") for line in lines.values()), lines
     assert "no masks, no crop (config keys win over the no " in lines["framing"]
@@ -110,6 +112,8 @@ def test_all_green_in_the_simulated_world(run_doctor: Callable[[Config], tuple[i
     assert "published and received layerguard/doc/doctor" in lines["mqtt broker"]
     assert "created a detection context" in lines["api key"]
     assert "notifications off" in lines["notify urls"]
+    # No password set: the generated one is shown, the one the agent's page will ask for.
+    assert re.search(r"\.local/ password: \w{4}(-\w{4}){4} \(generated, in ", lines["page"]), lines["page"]
 
 
 @pytest.mark.parametrize(
@@ -130,6 +134,9 @@ def test_each_check_fails_for_its_reason(
     assert lines[check].startswith(f"FAIL {check}")
     assert reason in lines[check]
     others = [name for name, line in lines.items() if name != check and not line.startswith("ok ")]
+    if check == "state dir":  # the page's generated password lives there too: said, not failed twice
+        assert lines["page"].startswith("warn page") and "agent.state_dir" in lines["page"]
+        others.remove("page")
     assert others == [], lines
 
 

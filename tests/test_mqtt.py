@@ -623,3 +623,15 @@ async def test_nothing_waits_on_a_broker_that_hangs(commands, caplog) -> None:
             await bridge.stop(timeout_s=0.5)
             assert time.monotonic() - started < 2.5
     assert "did not let go within 0.5s" in caplog.text
+
+
+async def test_the_device_page_links_to_the_agents_page_when_it_is_on(broker, mqtt_probe, commands) -> None:
+    probe = mqtt_probe("homeassistant/#")
+    section = MqttSection(host=broker.host, port=broker.port)
+    bridge = MqttBridge(section, PRINTER, commands, configuration_url="http://octopi.local/")
+    bridge.start(asyncio.get_running_loop())
+    try:
+        message = await probe.wait_for(f"homeassistant/sensor/{PRINTER}/failure_score/config")
+        assert json.loads(message.payload)["device"]["configuration_url"] == "http://octopi.local/"
+    finally:
+        await bridge.stop()

@@ -299,8 +299,8 @@ def test_the_cli_exits_2_with_one_line_for_a_bad_secret(
         ("", {"LAYERGUARD_MQTT__HOTS": "broker"}, "mqtt.hots: unknown key; did you mean mqtt.host?"),
         (
             "",
-            {"LAYERGUARD_WEBCAM__URL": "x"},
-            "LAYERGUARD_WEBCAM__URL: unknown section 'webcam'; the sections are agent, printer,",
+            {"LAYERGUARD_SCREEN__URL": "x"},
+            "LAYERGUARD_SCREEN__URL: unknown section 'screen'; the sections are agent, printer,",
         ),
     ],
     ids=["file-section", "env-key", "env-section"],

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def history(config: str | None, as_json: bool, limit: int, only_figures: bool = 
             else _figures_text(settings.agent.printer_id, recent, overall)
         )
     elif as_json:
-        text = json.dumps([_as_json(p, alerts.get(p.id, [])) for p in prints], indent=2)
+        text = json.dumps([print_json(p, alerts.get(p.id, [])) for p in prints], indent=2)
     elif prints:
         text = _table(prints, alerts) + "\n\n" + _figures_text(settings.agent.printer_id, recent, overall)
     else:
@@ -171,7 +172,8 @@ def _figures_text(printer_id: str, recent: Figures, overall: Figures) -> str:
     return f"{printer_id}: last {RECENT_DAYS} days: {line(recent)}\n{printer_id}: all time: {line(overall)}"
 
 
-def _as_json(p: PrintRow, alerts: list[Episode]) -> dict[str, object]:
+def print_json(p: PrintRow, alerts: Sequence[Episode] = ()) -> dict[str, object]:
+    """One print as `history --json` and the page show it, with its alert episodes."""
     return {
         "id": p.id,
         "file": p.file,

@@ -72,11 +72,13 @@ class MqttBridge(Sink):
         on_command: CommandHandler,
         *,
         client_id: str | None = None,
+        configuration_url: str | None = None,
     ) -> None:
         self.settings = settings
         self.printer_id = printer_id
         self.topics = Topics.for_printer(settings.topic_prefix, printer_id)
         self._on_command = on_command
+        self._configuration_url = configuration_url  # the page, for Home Assistant's device page
         # Stable by default so a restarted agent takes over its old session instead of adding one.
         self._client_id = client_id or f"layerguard-{printer_id}"
         self._status_topic = status_topic(settings.discovery_prefix)
@@ -307,7 +309,9 @@ class MqttBridge(Sink):
         """
         self._publish(self.topics.availability, "online", qos=0, retain=True)
         if self.settings.discovery:
-            for config in discovery_configs(self.settings.discovery_prefix, self.printer_id, self.topics):
+            for config in discovery_configs(
+                self.settings.discovery_prefix, self.printer_id, self.topics, self._configuration_url
+            ):
                 self._publish(config.topic, json.dumps(config.payload), qos=0, retain=True)
         if self._last_state is not None:
             self._publish(self.topics.state, self._last_state, qos=0, retain=True)

@@ -45,15 +45,18 @@ def status_topic(discovery_prefix: str) -> str:
     return f"{discovery_prefix}/status"
 
 
-def discovery_configs(discovery_prefix: str, printer_id: str, topics: Topics) -> list[DiscoveryConfig]:
-    """All entity configs of one printer, in the order they are published."""
+def discovery_configs(
+    discovery_prefix: str, printer_id: str, topics: Topics, configuration_url: str | None = None
+) -> list[DiscoveryConfig]:
+    """All entity configs of one printer, in the order they are published; the device page links
+    to `configuration_url` (the agent's page) when given, else to the documentation."""
     device = {
         "identifiers": [f"layerguard_{printer_id}"],
         "name": f"LayerGuard {printer_id}",
         "manufacturer": MANUFACTURER,
         "model": MODEL,
         "sw_version": __version__,
-        "configuration_url": DOCS_URL,
+        "configuration_url": configuration_url or DOCS_URL,
     }
     common = {
         "availability_topic": topics.availability,

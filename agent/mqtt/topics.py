@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The commands the agent accepts on `<p>/command/<name>`.
-# `label`: false_alarm or real_failure, on the last alert; `snooze`: no alert for the rest of the print.
-COMMANDS = ("pause", "resume", "monitoring", "label", "snooze")
+from agent.commands import COMMANDS as _DESK
+
+# The commands the agent accepts on `<p>/command/<name>`: every command of the agent's one path.
+COMMANDS = tuple(_DESK)
 
 
 @dataclass(frozen=True, slots=True)
