@@ -30,7 +30,7 @@ async def test_a_false_alarm_resumes_and_mutes_and_a_real_failure_still_pauses(
     with sim_world(
         file="cable.gcode",
         failure_at=FAILURE_AT,
-        print_duration_s=24.0,
+        print_duration_s=36.0,  # the cable's pause comes long before the failure, even on a slow machine
         interval_s=0.5,
         heat_duration_s=0.3,
         pause_delay_s=0.3,
