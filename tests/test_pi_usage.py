@@ -108,3 +108,18 @@ def test_an_unusable_shared_file_leaves_the_printers_own_count_going(
     assert len(told) == 1, "a lasting condition is told once"
     assert told[0].startswith(f"The Pi's call count ({blocked / PI_USAGE_FILE}): ")
     assert told[0].endswith("; counting this printer's calls only")
+
+
+def test_the_pis_count_starts_from_the_count_of_an_agent_upgraded_mid_month(tmp_path: Path) -> None:
+    """Before several printers, the agent counted alone: the Pi's count takes that over."""
+    before = JsonRecord(tmp_path / "left" / "gadget-usage.json")
+    before.save({"month": "2026-11", "calls": 40})
+    left = meter(tmp_path, "left", lambda: NOV_20, budget=42)
+    assert (left.calls, left.pi_calls) == (40, 40), "no Pi count yet: the agent's own stands for it"
+    left.count_call()
+    right = meter(tmp_path, "right", lambda: NOV_20, budget=42)
+    right.count_call()
+    assert (left.calls, right.calls, right.pi_calls) == (41, 1, 42)
+    assert json.loads((tmp_path / PI_USAGE_FILE).read_text())["printers"] == {"left": 41, "right": 1}
+    with pytest.raises(DetectionError, match="42 calls made by this Pi's printers together"):
+        left.check()

@@ -40,16 +40,22 @@ class PiUsage:
 
     def calls(self) -> int | None:
         """Calls of every agent this month (read without the lock: the file is replaced whole);
-        None while the file cannot be used."""
-        return None if self._trouble.since is not None else _total(self._this_month())
+        None while there is no count yet or the file cannot be used."""
+        if self._trouble.since is not None or not self.path.exists():
+            return None
+        return _total(self._this_month())
 
-    def add_call(self, limit: int = 0) -> int | None:
+    def add_call(self, limit: int = 0, own: int = 0) -> int | None:
         """Count one call of this printer and return the Pi's new total; with a `limit` reached,
-        count nothing and return None. A file that cannot be used counts nothing (logged) and
-        returns the total as last read."""
+        count nothing and return None. `own`: this printer's calls this month before this one,
+        which a Pi count that does not exist yet starts from (an agent upgraded mid-month from
+        counting alone). A file that cannot be used counts nothing (logged) and returns 0."""
         try:
             with self._locked():
-                record = self._this_month()
+                if self.path.exists():
+                    record = self._this_month()
+                else:
+                    record = {"month": self._month(), "calls": own, "printers": {self._printer_id: own}}
                 total = _total(record)
                 if limit and total >= limit:
                     return None

@@ -90,7 +90,7 @@ class UsageMeter:
         check(), nothing is counted and the month stop is raised: the call must not go out."""
         self._roll_over()
         capped = self.scope == "pi" and self.budget
-        if self._pi and self._pi.add_call(limit=self.budget if capped else 0) is None:
+        if self._pi and self._pi.add_call(limit=self.budget if capped else 0, own=self._calls) is None:
             raise self.month_stop(BUDGET_ERROR, self._budget_reason())
         self._calls += 1
         if self._record:
