@@ -67,8 +67,8 @@ async def test_every_route_without_a_session_is_refused(world: SimWorld, tmp_pat
             assert answer.status_code == 401, path
         # The login page and its style are all a stranger gets.
         assert (await client.get("/login")).status_code == 200
-        forged = {"lg_session": "9999999999.abc.0123"}
-        assert (await client.get("/api/session", cookies=forged)).status_code == 401
+        async with pa.client(cookies={"lg_session": "9999999999.abc.0123"}) as forged:
+            assert (await forged.get("/api/session")).status_code == 401
 
 
 async def test_state_changes_need_the_csrf_token_and_this_origin(world: SimWorld, tmp_path: Path) -> None:
