@@ -17,7 +17,14 @@ from typing import Any
 from agent.settings import Settings
 from agent.web.address import page_url
 from agent.web.listener import KEEPALIVE_S, BoundedListener, listen
-from agent.web.login import Credential, LoginLimiter, Sessions, credential, session_key
+from agent.web.login import (
+    Credential,
+    LoginLimiter,
+    Sessions,
+    credential,
+    return_hashing_memory,
+    session_key,
+)
 from agent.web.stream import PageStream
 from hardware.camera.base import Camera
 
@@ -86,6 +93,7 @@ class WebPage(PageStream):
         web_settings, state_dir = self.settings.web, self.settings.agent.state_dir
         try:
             if web_settings.auth == "password":
+                return_hashing_memory()
                 found = self.credential = await asyncio.to_thread(credential, web_settings, state_dir)
                 key = await asyncio.to_thread(session_key, state_dir)
                 self.sessions = Sessions(key, found.hash, web_settings.session_hours * 3600)
