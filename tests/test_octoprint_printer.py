@@ -67,7 +67,8 @@ class Recorder(Sink):
 
     @property
     def types(self) -> list[str]:
-        return [e["type"] for e in self.events]
+        """What happened to the print (the answers to commands are not: tests/test_commands.py)."""
+        return [e["type"] for e in self.events if e["type"] != "command_answer"]
 
     def print_states(self) -> list[str]:
         """The print states published, repeats folded."""

@@ -112,6 +112,12 @@ async def test_log_in_watch_pause_resume_and_review(world: SimWorld, tmp_path: P
             await page.goto(pa.base + "/history")
             await expect(page.locator("#prints tbody tr")).to_have_count(1)
             await page.screenshot(path=str(shots / "history.png"), full_page=True)
+            outcome = await page.locator("#prints tbody td").nth(4).inner_text()
+            await page.goto(pa.base + "/history?outcome=finished")  # the filter: none finished yet
+            await expect(page.locator("#no-prints")).to_be_visible()
+            await expect(page.locator("#prints tbody tr")).to_have_count(0)
+            await page.goto(pa.base + f"/history?outcome={outcome}")
+            await expect(page.locator("#prints tbody tr")).to_have_count(1)
             await page.goto(pa.base + "/health")
             await expect(page.locator("#checks li")).not_to_have_count(0)
             await page.screenshot(path=str(shots / "health.png"), full_page=True)

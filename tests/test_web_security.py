@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,8 +68,8 @@ async def test_every_route_without_a_session_is_refused(world: SimWorld, tmp_pat
             assert answer.status_code == 401, path
         # The login page and its style are all a stranger gets.
         assert (await client.get("/login")).status_code == 200
-        forged = {"lg_session": "9999999999.abc.0123"}
-        assert (await client.get("/api/session", cookies=forged)).status_code == 401
+        async with pa.client(cookies={"lg_session": "9999999999.abc.0123"}) as forged:
+            assert (await forged.get("/api/session")).status_code == 401
 
 
 async def test_state_changes_need_the_csrf_token_and_this_origin(world: SimWorld, tmp_path: Path) -> None:
@@ -238,3 +239,17 @@ def _hash_line(main: object, capsys: pytest.CaptureFixture[str]) -> str:
     finally:
         sys.stdin = stdin
     return capsys.readouterr().out.split('"')[1]
+
+
+async def test_auth_none_opens_the_page_and_says_so_at_every_start(
+    world: SimWorld, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="agent.web.server")
+    async with page_agent(world, tmp_path, auth="none") as pa, pa.client() as client:
+        assert (await client.get("/api/session")).json()["auth"] == "none"
+        # Still refused: a foreign page's state change (Origin) and a foreign Host.
+        foreign = await client.post("/api/command/pause", json={}, headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403
+        assert (await client.get("/", headers={"Host": "evil.example"})).status_code == 421
+    assert any("WITHOUT a login" in r.getMessage() for r in caplog.records)
+    assert not (tmp_path / "web-password").exists()  # no password was made for nobody to use

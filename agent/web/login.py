@@ -10,6 +10,8 @@ new password logs every browser out.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import os
@@ -28,6 +30,25 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 FAILURES_ALLOWED = 5  # failed logins per client ...
 FAILURE_WINDOW_S = 300.0  # ... within this; then refused until the window has passed
 TRACKED_CLIENTS = 256  # memory bound of the failure record
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def return_hashing_memory() -> None:
+    """Make a hash's 16 MiB go back to the system when it is done.
+
+    glibc keeps a freed block of that size in the worker thread's arena (it raises its mmap
+    threshold after the first one): each login thread would keep 16 MiB for good. A fixed
+    threshold of 1 MiB makes every block that large an mmap of its own, unmapped when freed; it
+    applies to the whole process, where blocks of 1 MiB or more are rare (a large camera frame)
+    and returning them at once is what a bounded agent wants anyway. Not glibc: nothing to do.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except (OSError, AttributeError):
+        pass
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:

@@ -16,7 +16,7 @@ def describe(settings: Settings, *, reset: bool = False) -> str:
     web = settings.web
     if not web.enabled:
         return "off (web.enabled = false)"
-    where = page_url(settings)
+    where = page_url(settings) or f"the page ({settings.web.listen}: a port chosen at start)"
     if web.auth == "none":
         return (
             f'{where} WITHOUT a login (web.auth = "none"): keep it behind a reverse proxy that asks for one'

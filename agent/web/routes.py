@@ -43,6 +43,7 @@ HISTORY_LIMIT = 500
 def add_routes(app: web.Application, page: WebPage) -> None:
     files = {p.name: (p.read_bytes(), TYPES[p.suffix]) for p in STATIC.iterdir() if p.suffix in TYPES}
     live = _LiveView(page)
+    reports = _LastReport()
 
     def serve_file(name: str) -> web.Response:
         body, content_type = files[name]
@@ -165,13 +166,17 @@ def add_routes(app: web.Application, page: WebPage) -> None:
 
     async def report(request: web.Request) -> web.Response:
         number = _number(request, "id")
-        await asyncio.to_thread(_timeline, page, number)  # 404 for a print that is not there
-        png = await render_in_worker(
-            db_path(page.settings.agent.state_dir), number, page.settings.history.report_timeout_s
-        )
-        if png is None:
+        timeline = await asyncio.to_thread(_timeline, page, number)  # 404 for a print not there
+        key = (number, timeline["print"]["ended_at"], len(timeline["inspections"]), len(timeline["events"]))
+        async with reports.lock:  # one drawing worker at a time, whoever asks
+            if reports.key != key:
+                reports.png = await render_in_worker(
+                    db_path(page.settings.agent.state_dir), number, page.settings.history.report_timeout_s
+                )
+                reports.key = key if reports.png is not None else None
+        if reports.png is None:
             raise web.HTTPServiceUnavailable(text="The report could not be drawn (see the journal).\n")
-        return web.Response(body=png, content_type="image/png")
+        return web.Response(body=reports.png, content_type="image/png")
 
     async def evidence(request: web.Request) -> web.Response:
         number, seq = _number(request, "id"), _number(request, "seq")
@@ -260,6 +265,15 @@ def _evidence_path(page: WebPage, number: int, seq: int) -> Path:
     if path is None or not path.is_relative_to(folder) or not path.is_file():
         raise web.HTTPNotFound(text="No such frame (frames age out with max_evidence_mb).\n")
     return path
+
+
+class _LastReport:
+    """The last report drawn, kept until its print changes: a reload draws nothing again."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.key: tuple[Any, ...] | None = None
+        self.png: bytes | None = None
 
 
 class _LiveView:

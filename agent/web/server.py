@@ -2,23 +2,29 @@
 stream, sending commands through the agent's one command path.
 
 aiohttp because the agent is asyncio already: no thread, no second loop, the Server-Sent Events
-of the stream are a queue per page, and it is a few MB, not a framework.
+of the stream are a queue per page. It costs ~9 MB once loaded, so it is loaded at the first
+visit (agent/web/listener.py), not at start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
-
 from agent.settings import Settings
 from agent.web.address import page_url
-from agent.web.guard import make_guard, own_host_names
-from agent.web.listener import BoundedListener, serve
-from agent.web.login import Credential, LoginLimiter, Sessions, credential, session_key
+from agent.web.listener import KEEPALIVE_S, BoundedListener, listen
+from agent.web.login import (
+    Credential,
+    LoginLimiter,
+    Sessions,
+    credential,
+    return_hashing_memory,
+    session_key,
+)
 from agent.web.stream import PageStream
 from hardware.camera.base import Camera
 
@@ -47,23 +53,47 @@ class WebPage(PageStream):
         self.limiter = LoginLimiter()
         self.sessions: Sessions | None = None
         self.credential = Credential("", "")  # set at start
-        self.listener = BoundedListener()
+        self.listener = BoundedListener(self._load)
         self.port: int | None = None
         self.ready = asyncio.Event()
         self.failed: str | None = None
         self._task: asyncio.Task[None] | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: Any = None  # aiohttp's AppRunner, once loaded
         self._server: asyncio.Server | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._task = loop.create_task(self._start(), name="web-start")
 
-    async def _start(self) -> None:
-        from agent.web.routes import add_routes  # the handlers, once the page is on
+    async def _load(self) -> Any:
+        """aiohttp and the handlers, at the first connection: the page's server (a protocol factory)."""
+        await asyncio.to_thread(importlib.import_module, "agent.web.routes")  # aiohttp: off the loop
+        from aiohttp import web
 
+        from agent.web.guard import make_guard, own_host_names
+        from agent.web.routes import add_routes
+
+        app = web.Application(
+            middlewares=[
+                make_guard(
+                    self.sessions,
+                    own_host_names(self.settings.web.allowed_hosts),
+                    self.listener.started_request,
+                )
+            ],
+            client_max_size=MAX_BODY_BYTES,
+        )
+        add_routes(app, self)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=KEEPALIVE_S, handle_signals=False)
+        await runner.setup()
+        self._runner = runner
+        log.info("Page: web server loaded for the first visit")
+        return runner.server
+
+    async def _start(self) -> None:
         web_settings, state_dir = self.settings.web, self.settings.agent.state_dir
         try:
             if web_settings.auth == "password":
+                return_hashing_memory()
                 found = self.credential = await asyncio.to_thread(credential, web_settings, state_dir)
                 key = await asyncio.to_thread(session_key, state_dir)
                 self.sessions = Sessions(key, found.hash, web_settings.session_hours * 3600)
@@ -73,19 +103,8 @@ class WebPage(PageStream):
                         "`layerguard password --reset` makes a new one): %s",
                         found.generated,
                     )
-            app = web.Application(
-                middlewares=[
-                    make_guard(
-                        self.sessions,
-                        own_host_names(web_settings.allowed_hosts),
-                        self.listener.started_request,
-                    )
-                ],
-                client_max_size=MAX_BODY_BYTES,
-            )
-            add_routes(app, self)
             host, port = web_settings.address
-            self._runner, self._server = await serve(app, self.listener, host, port)
+            self._server = await listen(self.listener, host, port)
         except (OSError, ValueError) as exc:
             self.failed = str(exc)
             log.error("Page off: cannot serve on %s: %s", web_settings.listen, exc)
@@ -109,6 +128,7 @@ class WebPage(PageStream):
             await asyncio.gather(self._task, return_exceptions=True)
         if self._server is not None:
             self._server.close()
+        await self.listener.close()
         if self._runner is not None:
             async with asyncio.timeout(3):
                 await self._runner.cleanup()
