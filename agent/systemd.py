@@ -1,7 +1,9 @@
 """Talking to systemd's service manager (sd_notify): readiness, watchdog pings, status, stopping.
 
 The protocol is one datagram per message on the AF_UNIX socket named in $NOTIFY_SOCKET, so the
-standard library is enough. Outside systemd (no $NOTIFY_SOCKET) every call does nothing, which
+standard library is enough. The socket never blocks: a manager that stops reading fills its queue,
+and a blocking send would then hold the event loop (and with it SIGTERM) for good; such a message
+is dropped and logged instead. Outside systemd (no $NOTIFY_SOCKET) every call does nothing, which
 keeps `layerguard run` the same in a terminal, in Docker and under the unit.
 """
 
@@ -11,6 +13,8 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+
+from hardware.quiet_log import LastingCondition
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +28,9 @@ class SystemdNotifier:
         self.watchdog_interval_s = _watchdog_interval(env)
         self._socket: socket.socket | None = None
         if self._address is not None:
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            kind = socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            self._socket = socket.socket(socket.AF_UNIX, kind)
+        self._failing = LastingCondition(log, "systemd notification")  # a watchdog ping per tick
 
     @property
     def enabled(self) -> bool:
@@ -48,8 +54,10 @@ class SystemdNotifier:
             return
         try:
             self._socket.sendto(message.encode(), self._address)
-        except OSError as exc:
-            log.warning("systemd notification %r failed: %s", message.split("=")[0], exc)
+        except OSError as exc:  # BlockingIOError too: the manager's queue is full
+            self._failing.failed(f"{message.split('=')[0]!r} failed: {exc}")
+        else:
+            self._failing.recovered()
 
     def close(self) -> None:
         if self._socket is not None:

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -32,36 +32,50 @@ TIMING = DetectionTiming(request_timeout_s=5, first_success_retry_s=0.5, interva
 
 
 class NotifyListener:
-    """The service manager's end of $NOTIFY_SOCKET: a bound datagram socket that collects messages."""
+    """The service manager's end of $NOTIFY_SOCKET: a bound datagram socket whose messages are read
+    as they come, as systemd reads them (`reading=False`: a manager that stopped reading)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *, reading: bool = True) -> None:
         self.address = address
         self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.socket.bind(address if not address.startswith("@") else "\0" + address[1:])
+        self.socket.settimeout(0.1)  # how often the reader looks whether it is closed
         self.messages: list[str] = []
+        self._changed = threading.Condition()
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        if reading:
+            self._reader.start()
 
     def env(self, **extra: str) -> dict[str, str]:
         return {"NOTIFY_SOCKET": self.address, **extra}
 
     def wait_for(self, predicate: Callable[[str], bool], timeout: float = 30.0) -> str:
         """The first message (already received or arriving within `timeout`) that matches."""
-        for message in self.messages:
-            if predicate(message):
-                return message
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            self.socket.settimeout(left)
-            try:
-                message = self.socket.recv(4096).decode()
-            except TimeoutError:
-                break
-            self.messages.append(message)
-            if predicate(message):
+
+        def found() -> str | None:
+            return next((message for message in self.messages if predicate(message)), None)
+
+        with self._changed:
+            if (message := self._changed.wait_for(found, timeout)) is not None:
                 return message
         raise AssertionError(f"no matching notification within {timeout} s; got {self.messages}")
 
     def close(self) -> None:
+        self._closed.set()
+        if self._reader.is_alive():
+            self._reader.join()
         self.socket.close()
+
+    def _read(self) -> None:
+        while not self._closed.is_set():
+            try:
+                message = self.socket.recv(4096).decode()
+            except TimeoutError:
+                continue
+            with self._changed:
+                self.messages.append(message)
+                self._changed.notify_all()
 
 
 @pytest.fixture
@@ -101,7 +115,30 @@ def test_outside_systemd_nothing_is_sent(env: dict[str, str]) -> None:
 
 def test_a_vanished_socket_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     SystemdNotifier({"NOTIFY_SOCKET": str(tmp_path / "gone")}).watchdog()
-    assert "systemd notification 'WATCHDOG' failed" in caplog.text
+    assert "systemd notification: 'WATCHDOG' failed" in caplog.text
+
+
+def test_a_manager_that_stops_reading_never_blocks_the_agent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its queue fills (a few hundred datagrams); a blocking send would then hang the event loop,
+    SIGTERM included: the hang behind the flaky "stop within 10 s" of the test below."""
+    stalled = NotifyListener(str(tmp_path / "notify"), reading=False)
+    notifier = SystemdNotifier(stalled.env())
+
+    def ping() -> None:
+        for _ in range(2000):  # far past any queue's length
+            notifier.watchdog()
+
+    sender = threading.Thread(target=ping, daemon=True)  # a blocked send must fail the test, not hang it
+    sender.start()
+    sender.join(30)
+    blocked = sender.is_alive()
+    stalled.close()  # (this also frees a blocked sender)
+    notifier.close()
+    assert not blocked, "a notification blocked when the manager's queue was full"
+    failures = [r.getMessage() for r in caplog.records if "systemd notification" in r.getMessage()]
+    assert len(failures) == 1 and "'WATCHDOG' failed" in failures[0], "one line for the lasting condition"
 
 
 @pytest.mark.parametrize(
