@@ -72,7 +72,7 @@ print(" ".join(r for d in ("mqtt", "http", "file_upload") for r in json.loads((r
 
 octoprint_venv() {
   local started=$SECONDS octoprint
-  octoprint=$(sed -n 's/^OCTOPRINT_VERSION = "\(.*\)"$/\1/p' sim/octoprint_printer.py)
+  octoprint=$(sed -n 's/^OCTOPRINT_VERSION = "\([^"]*\)".*/\1/p' sim/octoprint_printer.py)
   [ -n "$octoprint" ] || { echo "setup: no OCTOPRINT_VERSION in sim/octoprint_printer.py" >&2; return 1; }
   if .venv-octoprint/bin/python -c "import octoprint, sys; sys.exit(octoprint.__version__ != '$octoprint')" 2>/dev/null; then
     return
