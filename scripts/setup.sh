@@ -3,7 +3,8 @@
 # and a virtual environment with LayerGuard and its test tools. With --for-tests, also the
 # programs the tests run: openssl (the TLS broker's certificates), systemd-analyze, cloud-init (its
 # schema), netplan (network-config), debootstrap (install.sh in a throw-away Debian root) and
-# Chromium with its driver (the web page's browser tests); Home Assistant
+# Chromium with its driver (the web page's browser tests), g++ (Home Assistant 2025.4 on Python 3.13
+# builds pymicro-vad and pyspeex-noise from source: PyPI has no wheel of them for it); Home Assistant
 # releases in `.venv-ha-<release>`, whose own MQTT code reads our discovery in
 # tests/test_home_assistant.py: the oldest and newest we support on Python 3.11, and today's on 3.13;
 # and OctoPrint, whose virtual printer the tests run the agent against, in its own .venv-octoprint
@@ -21,7 +22,7 @@ VENV=${LAYERGUARD_VENV:-.venv}
 pairs=(mosquitto:mosquitto)
 if [ "${1:-}" = "--for-tests" ]; then
   pairs+=(openssl:openssl systemd-analyze:systemd cloud-init:cloud-init netplan:netplan.io debootstrap:debootstrap
-    chromium:chromium chromedriver:chromium-driver)
+    chromium:chromium chromedriver:chromium-driver g++:g++)
 fi
 missing=()
 for pair in "${pairs[@]}"; do
