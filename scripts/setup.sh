@@ -3,7 +3,8 @@
 # and a virtual environment with LayerGuard and its test tools. With --for-tests, also the
 # programs the tests run: openssl (the TLS broker's certificates), systemd-analyze, cloud-init (its
 # schema), netplan (network-config), debootstrap (install.sh in a throw-away Debian root) and
-# Chromium with its driver (the web page's browser tests); Home Assistant
+# Chromium with its driver (the web page's browser tests), g++ (Home Assistant 2025.4 on Python 3.13
+# builds pymicro-vad and pyspeex-noise from source: PyPI has no wheel of them for it); Home Assistant
 # releases in `.venv-ha-<release>`, whose own MQTT code reads our discovery in
 # tests/test_home_assistant.py: the oldest and newest we support on Python 3.11, and today's on 3.13;
 # and OctoPrint, whose virtual printer the tests run the agent against, in its own .venv-octoprint
@@ -20,9 +21,10 @@ VENV=${LAYERGUARD_VENV:-.venv}
 
 pairs=(mosquitto:mosquitto)
 if [ "${1:-}" = "--for-tests" ]; then
-  # chromium: the page's browser tests (tests/test_web_browser.py), driven by PyPI's playwright.
+  # chromium: the page's browser tests (tests/test_web_browser.py), driven by PyPI's playwright;
+  # g++: Home Assistant 2025.4 on Python 3.13 compiles two C++ extensions.
   pairs+=(openssl:openssl systemd-analyze:systemd cloud-init:cloud-init netplan:netplan.io debootstrap:debootstrap
-    chromium:chromium)
+    chromium:chromium g++:g++)
 fi
 missing=()
 for pair in "${pairs[@]}"; do
@@ -73,7 +75,7 @@ print(" ".join(r for d in ("mqtt", "http", "file_upload") for r in json.loads((r
 
 octoprint_venv() {
   local started=$SECONDS octoprint
-  octoprint=$(sed -n 's/^OCTOPRINT_VERSION = "\(.*\)"$/\1/p' sim/octoprint_printer.py)
+  octoprint=$(sed -n 's/^OCTOPRINT_VERSION = "\([^"]*\)".*/\1/p' sim/octoprint_printer.py)
   [ -n "$octoprint" ] || { echo "setup: no OCTOPRINT_VERSION in sim/octoprint_printer.py" >&2; return 1; }
   if .venv-octoprint/bin/python -c "import octoprint, sys; sys.exit(octoprint.__version__ != '$octoprint')" 2>/dev/null; then
     return
