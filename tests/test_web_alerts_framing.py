@@ -62,7 +62,13 @@ async def test_label_a_false_alarm_then_mask_the_cable(
     async with page_agent(world, tmp_path) as pa, async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         try:
-            page = await browser.new_page(viewport=VIEWPORTS[viewport])  # type: ignore[arg-type]
+            phone = viewport == "phone"  # a touch screen: the drawing is done with a finger
+            context = await browser.new_context(
+                viewport=VIEWPORTS[viewport],  # type: ignore[arg-type]
+                has_touch=phone,
+                is_mobile=phone,
+            )
+            page = await context.new_page()
             page.set_default_timeout(30_000)
             dialogs: list[str] = []
 
@@ -99,7 +105,7 @@ async def test_label_a_false_alarm_then_mask_the_cable(
             await page.goto(pa.base + "/live")
             await _until(page, "document.querySelector('#live').naturalWidth > 0")
             await expect(page.locator("#framing-save")).to_be_disabled()
-            await _drag(page, DRAG_FROM, DRAG_TO)
+            await _drag(page, DRAG_FROM, DRAG_TO, touch=phone)
             await expect(page.locator("#overlay rect.mask")).to_have_count(1)
             await expect(page.locator("#rects li")).to_have_count(1)
             await page.screenshot(path=str(shots / "live-drawn.png"), full_page=True)
@@ -119,6 +125,15 @@ async def test_label_a_false_alarm_then_mask_the_cable(
             async with contextlib.aclosing(client):
                 live = (await client.get("/api/live.jpg")).content
             assert _grey_share(live, CLUTTER_MASK) < 0.5
+            # A crop drawn, looked at, and undone: nothing saved.
+            await page.check("input[value=crop]")
+            await _drag(page, (0.05, 0.3), (0.95, 1.05), touch=phone)
+            await expect(page.locator("#overlay rect.crop")).to_have_count(1)
+            await expect(page.locator("#rects")).to_contain_text("crop: 5\u201395% across, 30\u2013100% down")
+            await page.screenshot(path=str(shots / "live-crop.png"), full_page=True)
+            await page.click("#framing-undo")
+            await expect(page.locator("#overlay rect.crop")).to_have_count(0)
+            assert framing.load_saved(tmp_path).crop is None
 
             # The history shows the alert and its label.
             await page.goto(pa.base + "/history")
@@ -254,21 +269,28 @@ async def _log_in(page: Any, pa: PageAgent) -> None:
     await page.wait_for_url(pa.base + "/")
 
 
-async def _drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
-    """A pointer drag over the live picture, in fractions of it (a mouse; pointer events are the
-    same for a finger)."""
+async def _drag(page: Any, start: tuple[float, float], end: tuple[float, float], touch: bool) -> None:
+    """A drag over the live picture, in fractions of it: with a finger (touch events through the
+    browser's input, as a phone sends them) or with the mouse."""
     box = await page.locator("#overlay").bounding_box()
-
-    def at(f: tuple[float, float]) -> tuple[float, float]:
-        return box["x"] + f[0] * box["width"], box["y"] + f[1] * box["height"]
-
-    await page.mouse.move(*at(start))
+    (x0, y0), (x1, y1) = start, end
+    shares = [k / 5 for k in range(6)]
+    points = [
+        (box["x"] + (x0 + (x1 - x0) * k) * box["width"], box["y"] + (y0 + (y1 - y0) * k) * box["height"])
+        for k in shares
+    ]
+    if touch:
+        cdp = await page.context.new_cdp_session(page)
+        for n, (x, y) in enumerate(points):
+            kind = "touchStart" if n == 0 else "touchMove"
+            await cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+        await cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        await cdp.detach()
+        return
+    await page.mouse.move(*points[0])
     await page.mouse.down()
-    for step in range(1, 6):
-        share = step / 5
-        await page.mouse.move(
-            *at((start[0] + (end[0] - start[0]) * share, start[1] + (end[1] - start[1]) * share))
-        )
+    for x, y in points[1:]:
+        await page.mouse.move(x, y)
     await page.mouse.up()
 
 
@@ -290,7 +312,8 @@ def _grey_share(jpeg: bytes, rect: tuple[float, float, float, float]) -> float:
     image = Image.open(io.BytesIO(jpeg)).convert("RGB")
     w, h = image.size
     box = image.crop((int(rect[0] * w), int(rect[1] * h), int(rect[2] * w), int(rect[3] * h)))
-    pixels = list(box.getdata())
+    data = box.tobytes()
+    pixels = [data[i : i + 3] for i in range(0, len(data), 3)]
     grey = sum(all(abs(c - m) <= 6 for c, m in zip(p, MASK_FILL, strict=True)) for p in pixels)
     return grey / len(pixels)
 

@@ -17,7 +17,7 @@ function showAlert() {
   const s = current.state, card = $("alert-card");
   const inPrint = s.print_state === "printing" || s.print_state === "paused";
   card.hidden = !(inPrint && (current.alerted || s.warning || s.pause_suggested || s.paused_by === "agent"));
-  const what = s.paused_by === "agent" ? "LayerGuard paused this print." : "LayerGuard warned about this print.";
+  const what = s.paused_by === "agent" ? "LayerGuard paused this print: is it failing?" : "LayerGuard raised an alert on this print.";
   const muted = { snoozed: " Alerts are snoozed for the rest of this print.",
     false_alarm: " Labelled a false alarm: alerts stay quiet for this print unless the score climbs clearly higher." }[s.alerts_muted] || "";
   $("alert-text").textContent = what + muted;

@@ -8,6 +8,7 @@ const framing = { masks: [], crop: null, locked: [], saved: null, draft: null };
 
 function clamp01(v) { return Math.min(1, Math.max(0, v)); }
 function round(r) { return r.map((v) => Math.round(v * 1000) / 1000); }
+function span(a, b) { return `${Math.round(a * 100)}–${Math.round(b * 100)}%`; }
 function locked(key) { return framing.locked.includes(key); }
 function tool() { return document.querySelector("input[name=tool]:checked").value; }
 
@@ -34,7 +35,7 @@ function listRects() {
   const rows = framing.masks.map((m, i) => ["mask", m, () => { framing.masks.splice(i, 1); changed(); }]);
   if (framing.crop) rows.push(["crop", framing.crop, () => { framing.crop = null; changed(); }]);
   $("rects").replaceChildren(...rows.map(([kind, r, remove]) => {
-    const li = el("li", {}, el("span", { class: "swatch " + kind }), `${kind} ${round(r).join(", ")}`);
+    const li = el("li", {}, el("span", { class: "swatch " + kind }), `${kind}: ${span(r[0], r[2])} across, ${span(r[1], r[3])} down`);
     if (!locked(kind === "mask" ? "masks" : "crop")) {
       const b = el("button", { type: "button" }, "Remove");
       b.addEventListener("click", remove);
