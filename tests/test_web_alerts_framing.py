@@ -3,7 +3,7 @@ cable in view the stand-in scores as a failure makes LayerGuard pause (a false a
 browser (Debian's chromium, Playwright): label it a false alarm and see the print resume, then draw
 a mask over the cable on the live view and see the next uploaded frame masked. Over HTTP: the
 history's labels, the checks on drawn rectangles, keys the config holds, and the refusals.
-Screenshots go to tests/artifacts/<viewport>/ (git-ignored)."""
+Screenshots go to tests/artifacts/alerts-framing/<viewport>/ (git-ignored)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ async def test_label_a_false_alarm_then_mask_the_cable(
     from playwright.async_api import async_playwright, expect
 
     expect.set_options(timeout=30_000)  # a loaded 2-core machine
-    shots = ARTIFACTS / viewport / "alerts-framing"
+    shots = ARTIFACTS / "alerts-framing" / viewport  # beside test_web_browser.py's, which it clears
     shutil.rmtree(shots, ignore_errors=True)
     shots.mkdir(parents=True)
     async with page_agent(world, tmp_path) as pa, async_playwright() as pw:
