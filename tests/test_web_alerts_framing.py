@@ -160,8 +160,7 @@ async def test_history_labels_the_running_print_through_the_agent_and_an_ended_o
             answer = await client.post("/api/history/1/label", json={"label": "false_alarm"}, headers=headers)
             assert answer.status_code == 200 and answer.json()["answer"]["result"] == "accepted"
             await until(pa.agent, lambda s: s.print_state == "printing" and s.alerts_muted == "false_alarm")
-            rows = await _history(client)
-            assert rows[0]["alerts"][0]["label"] == "false_alarm"
+            await _until_history(client, lambda rows: rows[0]["alerts"][0]["label"] == "false_alarm")
 
             world.printer.panel_stop()
             await until(pa.agent, lambda s: s.print_state == "idle", within=30)
