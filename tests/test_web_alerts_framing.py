@@ -114,8 +114,10 @@ async def test_label_a_false_alarm_then_mask_the_cable(
             await expect(page.locator("#framing-result")).to_contain_text("Saved")
             saved = framing.load_saved(tmp_path)
             assert len(saved.masks) == 1 and saved.masks[0] == pytest.approx(DRAWN, abs=0.01)
-            upload = await _next_upload(world, calls)
-            assert upload.probe_masked is not None and upload.probe_masked > 0.97
+            # Every frame uploaded after the save is masked, those taken during a live-view
+            # capture (the inspection joins it and masks the shared frame) included.
+            uploads = await _uploads_after(world, calls, 3)
+            assert all(u.probe_masked is not None and u.probe_masked > 0.97 for u in uploads), uploads
             # The live view stays the whole picture: the cable is not painted over there.
             await page.reload()
             await _until(page, "document.querySelector('#live').naturalWidth > 0")
@@ -141,6 +143,17 @@ async def test_label_a_false_alarm_then_mask_the_cable(
             await page.screenshot(path=str(shots / "history.png"), full_page=True)
             await page.click("#prints tbody a")
             await expect(page.locator("#alerts li")).to_have_count(1)
+            await expect(page.locator("#alerts")).to_contain_text("false alarm")
+            # The running print's label goes to the agent; an ended print's into the history.
+            await page.click("[data-label=real_failure]")
+            await expect(page.locator("#label-answer")).to_contain_text("Sent to the agent: accepted")
+            await expect(page.locator("#alerts")).to_contain_text("real failure")
+            world.printer.panel_stop()
+            await until(pa.agent, lambda s: s.print_state == "idle", within=30)
+            await _until_ended(pa)
+            await page.reload()
+            await page.click("[data-label=false_alarm]")
+            await expect(page.locator("#label-answer")).to_have_text("Labelled false alarm.")
             await expect(page.locator("#alerts")).to_contain_text("false alarm")
             await page.locator("#alerts-card").scroll_into_view_if_needed()
             await page.screenshot(path=str(shots / "history-entry.png"), full_page=True)
@@ -293,12 +306,16 @@ async def _drag(page: Any, start: tuple[float, float], end: tuple[float, float],
     await page.mouse.up()
 
 
-async def _next_upload(world: SimWorld, after: int) -> Any:
-    """The first frame uploaded after call number `after` was counted (the save lies between)."""
-    calls = await asyncio.to_thread(world.service.wait_for_calls, after + 3, 30)
-    uploads = [c.files[0] for c in calls[after + 1 :] if c.endpoint == "process" and c.files]
-    assert uploads, "no frame uploaded after the save"
-    return uploads[0]
+async def _uploads_after(world: SimWorld, after: int, count: int) -> list[Any]:
+    """The first `count` frames uploaded after call number `after` (skipping the next call: it
+    may have been under way during the save)."""
+    wanted = after + count + 1
+    while True:
+        calls = await asyncio.to_thread(world.service.wait_for_calls, wanted, 30)
+        uploads = [c.files[0] for c in calls[after + 1 :] if c.endpoint == "process" and c.files]
+        if len(uploads) >= count:
+            return uploads[:count]
+        wanted = len(calls) + 1
 
 
 def _grey_share(jpeg: bytes, rect: tuple[float, float, float, float]) -> float:
@@ -325,3 +342,10 @@ async def _until_history(client: Any, check: Any, within: float = 30) -> None:
     async with asyncio.timeout(within):
         while not check(await _history(client)):  # noqa: ASYNC110 (the history has no event)
             await asyncio.sleep(0.3)
+
+
+async def _until_ended(pa: PageAgent) -> None:
+    """Until the history has closed every print."""
+    client, _ = await pa.logged_in()
+    async with contextlib.aclosing(client):
+        await _until_history(client, lambda rows: all(r["ended_at"] is not None for r in rows))
