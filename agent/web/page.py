@@ -11,12 +11,9 @@ from agent.settings import Settings
 from agent.web.login import Credential, LoginLimiter, Sessions
 from hardware.camera.factory import FittedCamera
 
-CommandPath = Callable[[str, str, str], dict[str, Any]]
-
 
 class Page(Protocol):
     settings: Settings
-    command: CommandPath  # the agent's one command path: (name, payload, source) -> first answer
     camera: FittedCamera  # its `camera` is the shared, unframed backend (the framing view)
     health: Callable[[], dict[str, Any]]
     limiter: LoginLimiter
@@ -24,6 +21,9 @@ class Page(Protocol):
     credential: Credential
     state: dict[str, Any]  # the agent's last published state
     frame: bytes | None  # the last inspected frame
+
+    def command(self, name: str, payload: str, source: str) -> dict[str, Any]:
+        """The agent's one command path; the command's first answer."""
 
     def subscribe(self) -> asyncio.Queue[str | None]: ...
 

@@ -19,13 +19,14 @@ from agent.web.address import page_url
 from agent.web.guard import make_guard, own_host_names
 from agent.web.listener import BoundedListener, serve
 from agent.web.login import Credential, LoginLimiter, Sessions, credential, session_key
-from agent.web.page import CommandPath
 from agent.web.stream import PageStream
 from hardware.camera.factory import FittedCamera
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 16 * 1024  # a login form or a command; nothing the page sends is bigger
+
+CommandPath = Callable[[str, str, str], dict[str, Any]]
 
 
 class WebPage(PageStream):
