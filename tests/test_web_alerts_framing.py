@@ -136,6 +136,17 @@ async def test_label_a_false_alarm_then_mask_the_cable(
             await page.click("#framing-undo")
             await expect(page.locator("#overlay rect.crop")).to_have_count(0)
             assert framing.load_saved(tmp_path).crop is None
+            # A crop the config file sets: shown, marked as the config's, not offered for change.
+            source = pa.page.settings.camera.source
+            pa.page.settings.camera = CameraSection(source=source, crop=[0.0, 0.2, 1.0, 1.0])
+            await page.reload()
+            locked = page.locator("#framing-locked")
+            await expect(locked).to_contain_text("camera.crop is set in the config file")
+            await expect(page.locator("input[value=crop]")).to_be_disabled()
+            await expect(page.locator("#rects li").last).to_contain_text("(config file)")
+            await expect(page.locator("#rects li").last.locator("button")).to_have_count(0)
+            await _until(page, "document.querySelector('#live').naturalWidth > 0")
+            await page.screenshot(path=str(shots / "live-locked.png"), full_page=True)
 
             # The history shows the alert and its label.
             await page.goto(pa.base + "/history")
