@@ -67,8 +67,10 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
     framing = framing_in_effect(settings)
     if not framing.framing.empty:
         log.info("Camera framing: %s", framing.describe())
-    # The inspections and the page's live view share the camera: one capture at a time.
-    camera = SharedCamera(open_camera(settings.camera, framing.framing))
+    # The inspections and the page's live view share the backend: one capture at a time. The
+    # framing wraps it, so the inspections get the masked frame, the live view the whole picture.
+    camera = open_camera(settings.camera, framing.framing)
+    camera.camera = SharedCamera(camera.camera)
     agent = Agent(settings, camera, detector, make_printer)
     bridge = None
     if settings.mqtt.enabled:
@@ -92,7 +94,7 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
         def health() -> dict[str, Any]:
             return health_report(agent, None if bridge is None else bridge.connected)
 
-        agent.outputs.add(WebPage(settings, agent.on_command, agent.camera, health))
+        agent.outputs.add(WebPage(settings, agent.on_command, camera, health))
     return agent
 
 

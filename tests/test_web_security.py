@@ -31,12 +31,15 @@ ROUTES_GET = [
     "/api/history/1/report.png",
     "/api/history/1/frame/1.jpg",
     "/api/health",
+    "/api/framing",
 ]
 ROUTES_POST = [
     "/api/command/pause",
     "/api/command/resume",
     "/api/command/monitoring",
     "/api/notify-test",
+    "/api/framing",
+    "/api/history/1/label",
     "/logout",
 ]
 NOTIFY_URL = "json://127.0.0.1:9/hook-token-s3cr3t"

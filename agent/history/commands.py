@@ -27,13 +27,14 @@ from agent.history.labels import (
     RECENT_DAYS,
     Episode,
     Figures,
+    by_print,
     episodes,
     figures,
-    label_last_episode,
     parse_label,
+    write_label,
 )
 from agent.history.render import shorten, write_report
-from agent.history.store import PrintRow, connect_readonly, db_path, find_print, has_labels, list_prints
+from agent.history.store import PrintRow, connect_readonly, db_path, find_print, list_prints
 from agent.settings import load_settings
 
 EXIT_OK, EXIT_FAILURE = 0, 1
@@ -51,9 +52,7 @@ def history(config: str | None, as_json: bool, limit: int, only_figures: bool = 
         return _fail(f"{exc}" if isinstance(exc, LookupError) else f"{path}: {exc}")
     recent = figures(found, since=time.time() - RECENT_DAYS * DAY_S)
     overall = figures(found)
-    alerts: dict[int, list[Episode]] = {}
-    for episode in found:
-        alerts.setdefault(episode.print_id, []).append(episode)
+    alerts = by_print(found)
     if only_figures:
         block = {"printer_id": settings.agent.printer_id, "last_30_days": recent, "all_time": overall}
         text = (
@@ -96,7 +95,7 @@ def label(config: str | None, print_ref: str, verdict: str) -> int:
             return EXIT_OK
         print(f"layerguard: {problem}; writing the label to the history instead", file=sys.stderr)
     try:
-        episode = _write_label(path, target.id, chosen)
+        episode = write_label(path, target.id, chosen, by="command line")
     except sqlite3.Error as exc:
         return _fail(f"{path}: cannot write the label: {exc}")
     if episode is None:
@@ -110,25 +109,6 @@ def label(config: str | None, print_ref: str, verdict: str) -> int:
             " alerts are not muted; use Home Assistant's button or the page for that"
         )
     return EXIT_OK
-
-
-def _write_label(path: Path, print_id: int, label: str) -> Episode | None:
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        if not has_labels(conn):  # not yet upgraded by the agent: the column it would add
-            conn.execute("ALTER TABLE events ADD COLUMN label TEXT")
-        episode = label_last_episode(conn, print_id, label)
-        if episode is not None:
-            data = json.dumps({"label": label, "by": "command line"})
-            conn.execute(
-                "INSERT INTO events (print_id, at, type, data) VALUES (?, ?, 'alert_labelled', ?)",
-                (print_id, time.time(), data),
-            )
-        conn.execute("COMMIT")
-        return episode
-    finally:
-        conn.close()
 
 
 def report(config: str | None, print_ref: str, out: Path) -> int:

@@ -3,8 +3,9 @@
 An alert episode is a print's run of alerts (failure_warning, failure_paused) up to the next
 resume: the warning and the pause that follows it are one episode, one label. The label is kept
 on the episode's alert events (`events.label`). Labelled by the running agent's history writer
-(a label command from MQTT or the page arrives as an `alert_labelled` event) or by
-`layerguard label` itself when no running agent can take it.
+(a label command from MQTT or the page arrives as an `alert_labelled` event) or, for a print
+no agent is guarding, written straight into the history (`write_label`: `layerguard label`, and
+the page's history).
 
 The figures per printer (one history per agent, so per printer): alert episodes, labelled false
 alarms and real failures, and the false-alarm rate (false alarms of the labelled episodes) over
@@ -13,8 +14,11 @@ the last 30 days and all the history keeps.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent.history.store import has_labels
@@ -79,6 +83,14 @@ def episodes(conn: sqlite3.Connection, print_id: int | None = None) -> list[Epis
     return found
 
 
+def by_print(found: list[Episode]) -> dict[int, list[Episode]]:
+    """Episodes grouped by print, each print's oldest first."""
+    alerts: dict[int, list[Episode]] = {}
+    for episode in found:
+        alerts.setdefault(episode.print_id, []).append(episode)
+    return alerts
+
+
 def label_last_episode(conn: sqlite3.Connection, print_id: int | None, label: str) -> Episode | None:
     """Label the last alert episode of `print_id` (None: the newest print that has one); returns
     it, or None when there is no alert to label. The caller commits."""
@@ -100,6 +112,28 @@ def label_last_episode(conn: sqlite3.Connection, print_id: int | None, label: st
         (label, *last.event_ids),
     )
     return Episode(last.print_id, last.started_at, last.event_ids, last.paused, last.score, label)
+
+
+def write_label(path: Path, print_id: int, label: str, by: str) -> Episode | None:
+    """Label the last alert episode of a print no running agent is guarding, in the history
+    database at `path` (beside the agent's writer: SQLite waits for its commit in flight), with an
+    `alert_labelled` event saying `by` whom; None when the print has no alert to label."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        if not has_labels(conn):  # not yet upgraded by the agent: the column it would add
+            conn.execute("ALTER TABLE events ADD COLUMN label TEXT")
+        episode = label_last_episode(conn, print_id, label)
+        if episode is not None:
+            data = json.dumps({"label": label, "by": by})
+            conn.execute(
+                "INSERT INTO events (print_id, at, type, data) VALUES (?, ?, 'alert_labelled', ?)",
+                (print_id, time.time(), data),
+            )
+        conn.execute("COMMIT")
+        return episode
+    finally:
+        conn.close()
 
 
 @dataclass(frozen=True, slots=True)

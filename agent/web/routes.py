@@ -9,11 +9,12 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
 from agent.history.commands import print_json
+from agent.history.labels import Episode, by_print, episodes
 from agent.history.store import (
     EVIDENCE_DIR,
     connect_readonly,
@@ -23,12 +24,12 @@ from agent.history.store import (
     load_timeline,
 )
 from agent.history.worker import render_in_worker
+from agent.web.framing_view import add_framing_routes
 from agent.web.guard import COOKIE, security_headers
+from agent.web.labelling import add_label_routes
 from agent.web.login import check_password, refreshed
+from agent.web.page import Page
 from agent.web.stream import TooManyClients
-
-if TYPE_CHECKING:
-    from agent.web.server import WebPage
 
 STATIC = Path(__file__).with_name("static")
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
@@ -40,7 +41,7 @@ READ_BODY_S = 5.0  # a client gets this long to send a (small) body
 HISTORY_LIMIT = 500
 
 
-def add_routes(app: web.Application, page: WebPage) -> None:
+def add_routes(app: web.Application, page: Page) -> None:
     files = {p.name: (p.read_bytes(), TYPES[p.suffix]) for p in STATIC.iterdir() if p.suffix in TYPES}
     live = _LiveView(page)
     reports = _LastReport()
@@ -157,8 +158,8 @@ def add_routes(app: web.Application, page: WebPage) -> None:
 
     async def history(request: web.Request) -> web.Response:
         outcome = request.query.get("outcome", "")
-        prints = await asyncio.to_thread(_prints, page)
-        rows = [print_json(p) for p in prints if not outcome or p.outcome == outcome]
+        prints, alerts = await asyncio.to_thread(_prints, page)
+        rows = [print_json(p, alerts.get(p.id, ())) for p in prints if not outcome or p.outcome == outcome]
         return web.json_response({"prints": rows, "outcomes": sorted({p.outcome for p in prints})})
 
     async def history_entry(request: web.Request) -> web.Response:
@@ -209,6 +210,8 @@ def add_routes(app: web.Application, page: WebPage) -> None:
     app.router.add_get(r"/api/history/{id:\d+}/frame/{seq:\d+}.jpg", evidence)
     app.router.add_get("/api/health", health)
     app.router.add_post("/api/notify-test", notify_test)
+    add_framing_routes(app, page)
+    add_label_routes(app, page)
 
 
 def _number(request: web.Request, key: str) -> int:
@@ -218,22 +221,26 @@ def _number(request: web.Request, key: str) -> int:
     return int(text)
 
 
-def _prints(page: WebPage) -> list[Any]:
+def _prints(page: Page) -> tuple[list[Any], dict[int, list[Episode]]]:
+    """The last prints, and each one's alert episodes (with their labels)."""
     try:
         with connect_readonly(db_path(page.settings.agent.state_dir)) as conn:
-            return list_prints(conn, HISTORY_LIMIT)
+            prints = list_prints(conn, HISTORY_LIMIT)
+            alerts = by_print(episodes(conn))
     except (LookupError, sqlite3.Error):
-        return []
+        return [], {}
+    return prints, alerts
 
 
-def _timeline(page: WebPage, number: int) -> dict[str, Any]:
+def _timeline(page: Page, number: int) -> dict[str, Any]:
     try:
         with connect_readonly(db_path(page.settings.agent.state_dir)) as conn:
             timeline = load_timeline(conn, find_print(conn, str(number)))
+            alerts = episodes(conn, timeline.print.id)
     except (LookupError, sqlite3.Error) as exc:
         raise web.HTTPNotFound(text=f"{exc}\n") from None
     return {
-        "print": print_json(timeline.print),
+        "print": print_json(timeline.print, alerts),
         "inspections": [
             {
                 "seq": i.seq,
@@ -250,7 +257,7 @@ def _timeline(page: WebPage, number: int) -> dict[str, Any]:
     }
 
 
-def _evidence_path(page: WebPage, number: int, seq: int) -> Path:
+def _evidence_path(page: Page, number: int, seq: int) -> Path:
     """The frame the database names for this inspection: the URL never names a file."""
     db = db_path(page.settings.agent.state_dir)
     try:
@@ -281,7 +288,7 @@ class _LiveView:
     `LIVE_MIN_GAP_S` whoever asks, reduced in size; through the shared camera, so an inspection
     is never delayed (agent/hardware camera.shared)."""
 
-    def __init__(self, page: WebPage) -> None:
+    def __init__(self, page: Page) -> None:
         self.page = page
         self._last: bytes | None = None
         self._at = 0.0
@@ -297,7 +304,8 @@ class _LiveView:
     def _take(self) -> bytes:
         from PIL import Image
 
-        image = Image.open(io.BytesIO(self.page.camera.capture()))
+        # The whole picture, unmasked (the user draws the masks over it), through the shared backend.
+        image = Image.open(io.BytesIO(self.page.camera.camera.capture()))
         image.draft("RGB", (LIVE_WIDTH, LIVE_WIDTH))  # JPEG decoded at a fraction: cheap on a Pi
         image = image.convert("RGB")
         image.thumbnail((LIVE_WIDTH, LIVE_WIDTH))

@@ -26,7 +26,7 @@ from agent.web.login import (
     session_key,
 )
 from agent.web.stream import PageStream
-from hardware.camera.base import Camera
+from hardware.camera.factory import FittedCamera
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class WebPage(PageStream):
         self,
         settings: Settings,
         command: CommandPath,
-        camera: Camera,
+        camera: FittedCamera,
         health: Callable[[], dict[str, Any]],
     ) -> None:
         super().__init__()

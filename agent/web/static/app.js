@@ -92,6 +92,7 @@ function startPrinter() {
     });
   }
   const events = new EventSource("/api/stream");
+  document.dispatchEvent(new CustomEvent("layerguard:stream", { detail: events }));  // alerts.js listens too
   events.addEventListener("hello", (e) => {
     const d = JSON.parse(e.data);
     printer.series = d.series; printer.marks = d.marks;
@@ -141,7 +142,8 @@ async function startHistory() {
       el("td", {}, duration(p.ended_at && (Date.parse(p.ended_at) - Date.parse(p.started_at)) / 1000)),
       el("td", {}, p.outcome),
       el("td", {}, p.peak_score ?? "–"),
-      el("td", {}, String(p.api_calls)))));
+      el("td", {}, String(p.api_calls)),
+      el("td", {}, alertWords(p.alerts)))));
     $("no-prints").hidden = d.prints.length > 0;
   };
   select.addEventListener("change", () => { history.replaceState(null, "", select.value ? `?outcome=${select.value}` : "/history"); load(); });
