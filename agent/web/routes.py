@@ -4,7 +4,6 @@ and health. Every request has passed agent/web/guard.py first."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import sqlite3
 import time
@@ -25,14 +24,22 @@ from agent.history.store import (
 from agent.history.worker import render_in_worker
 from agent.web.guard import COOKIE, security_headers
 from agent.web.login import check_password, refreshed
+from agent.web.overview import add_overview_routes
 from agent.web.stream import TooManyClients
+from agent.web.thumbnail import reduced
 
 if TYPE_CHECKING:
     from agent.web.server import WebPage
 
 STATIC = Path(__file__).with_name("static")
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-PAGES = {"/": "printer.html", "/live": "live.html", "/history": "history.html", "/health": "health.html"}
+PAGES = {
+    "/": "printer.html",
+    "/live": "live.html",
+    "/history": "history.html",
+    "/health": "health.html",
+    "/pi": "pi.html",
+}
 LIVE_MIN_GAP_S = 0.5  # the live view: at most 2 frames a second, however many watch
 LIVE_WIDTH = 640
 SSE_PING_S = 15.0
@@ -204,6 +211,7 @@ def add_routes(app: web.Application, page: WebPage) -> None:
     app.router.add_get(r"/api/history/{id:\d+}/frame/{seq:\d+}.jpg", evidence)
     app.router.add_get("/api/health", health)
     app.router.add_post("/api/notify-test", notify_test)
+    add_overview_routes(app, page)
 
 
 def _number(request: web.Request, key: str) -> int:
@@ -281,12 +289,4 @@ class _LiveView:
             return self._last
 
     def _take(self) -> bytes:
-        from PIL import Image
-
-        image = Image.open(io.BytesIO(self.page.camera.capture()))
-        image.draft("RGB", (LIVE_WIDTH, LIVE_WIDTH))  # JPEG decoded at a fraction: cheap on a Pi
-        image = image.convert("RGB")
-        image.thumbnail((LIVE_WIDTH, LIVE_WIDTH))
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=70)
-        return out.getvalue()
+        return reduced(self.page.camera.capture(), LIVE_WIDTH, quality=70)
