@@ -12,6 +12,7 @@ import pytest
 from test_end_to_end import until
 from web_harness import PASSWORD, page_agent
 
+from agent.web.guard import cookie_name
 from sim.world import SimWorld, sim_world
 
 ROUTES_GET = [
@@ -67,7 +68,7 @@ async def test_every_route_without_a_session_is_refused(world: SimWorld, tmp_pat
             assert answer.status_code == 401, path
         # The login page and its style are all a stranger gets.
         assert (await client.get("/login")).status_code == 200
-        forged = {"lg_session": "9999999999.abc.0123"}
+        forged = {cookie_name("web"): "9999999999.abc.0123"}
         assert (await client.get("/api/session", cookies=forged)).status_code == 401
 
 

@@ -22,7 +22,7 @@ from agent.history.store import (
     load_timeline,
 )
 from agent.history.worker import render_in_worker
-from agent.web.guard import COOKIE, security_headers
+from agent.web.guard import cookie_name, security_headers
 from agent.web.login import check_password, refreshed
 from agent.web.overview import add_overview_routes
 from agent.web.stream import TooManyClients
@@ -50,6 +50,7 @@ HISTORY_LIMIT = 500
 def add_routes(app: web.Application, page: WebPage) -> None:
     files = {p.name: (p.read_bytes(), TYPES[p.suffix]) for p in STATIC.iterdir() if p.suffix in TYPES}
     live = _LiveView(page)
+    cookie = cookie_name(page.settings.agent.printer_id)
 
     def serve_file(name: str) -> web.Response:
         body, content_type = files[name]
@@ -94,7 +95,7 @@ def add_routes(app: web.Application, page: WebPage) -> None:
         page.limiter.succeeded(client)
         response = web.Response(status=303, headers={"Location": "/"})
         response.set_cookie(
-            COOKIE,
+            cookie,
             sessions.issue(),
             max_age=int(sessions.lifetime_s),
             httponly=True,
@@ -105,11 +106,11 @@ def add_routes(app: web.Application, page: WebPage) -> None:
 
     async def logout(request: web.Request) -> web.Response:
         response = web.Response(status=303, headers={"Location": "/login"})
-        response.del_cookie(COOKIE, path="/")
+        response.del_cookie(cookie, path="/")
         return response
 
     async def session(request: web.Request) -> web.Response:
-        token = request.cookies.get(COOKIE)  # the guard let it through: valid, or no login at all
+        token = request.cookies.get(cookie)  # the guard let it through: valid, or no login at all
         csrf = page.sessions.csrf(token) if page.sessions is not None and token else ""
         return web.json_response(
             {"csrf": csrf, "printer_id": page.settings.agent.printer_id, "auth": page.settings.web.auth}

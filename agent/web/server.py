@@ -16,7 +16,7 @@ from aiohttp import web
 
 from agent.settings import Settings
 from agent.web.address import page_url
-from agent.web.guard import make_guard, own_host_names
+from agent.web.guard import cookie_name, make_guard, own_host_names
 from agent.web.listener import BoundedListener, serve
 from agent.web.login import Credential, LoginLimiter, Sessions, credential, session_key
 from agent.web.stream import PageStream
@@ -79,6 +79,7 @@ class WebPage(PageStream):
                         self.sessions,
                         own_host_names(web_settings.allowed_hosts),
                         self.listener.started_request,
+                        cookie_name(self.settings.agent.printer_id),
                     )
                 ],
                 client_max_size=MAX_BODY_BYTES,

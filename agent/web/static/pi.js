@@ -22,7 +22,7 @@ function piCard(p, here) {
   if (!card) {
     card = el("a", { class: "card pi-card", "data-printer": p.printer_id },
       el("img", { class: "thumb", alt: `${p.printer_id}: last inspected frame` }),
-      el("div", { class: "row split" }, el("span", { class: "name" }, p.printer_id), el("span", { class: "badge" })),
+      el("div", { class: "row split" }, el("span", { class: "name" }, p.printer_id + (p.printer_id === here ? " (this page)" : "")), el("span", { class: "badge" })),
       el("div", { class: "progress" }, el("div", { class: "bar" })),
       el("div", { class: "muted facts" }));
     piCards.set(p.printer_id, card);
@@ -41,7 +41,7 @@ function piCard(p, here) {
     el("span", { class: "score" + (p.pause_suggested ? " bad" : p.warning ? " warn" : "") }, `score ${score}`),
     ` · ${p.file || "no file"}` + (p.progress == null ? "" : ` · ${p.progress}%`),
     el("br"),
-    p.online ? `inspected ${piAge(p.last_inspection) || "not yet"}` : `agent stopped · last word ${piAge(p.updated)}`);
+    p.online ? `inspected ${piAge(p.last_inspection) || "not yet"}` : `agent stopped · last heard ${piAge(p.updated)}, ${p.print_state || "unknown"}`);
   const img = card.querySelector(".thumb");
   const src = p.frame ? `/api/pi/${encodeURIComponent(p.printer_id)}.jpg?v=${p.frame}` : "";
   if (src && img.getAttribute("src") !== src) img.src = src;
