@@ -18,6 +18,7 @@ from agent.web.overview import MAX_SUMMARY_BYTES, read_summaries, read_thumbnail
 from agent.web.summary import THUMB_MAX_BYTES
 
 
+@pytest.mark.slow
 async def test_either_page_lists_both_printers_and_a_stopped_agent_goes_offline(tmp_path: Path) -> None:
     with two_worlds() as (left_world, right_world):
         async with contextlib.AsyncExitStack() as stack:

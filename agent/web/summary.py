@@ -135,16 +135,21 @@ class PiSummary(Sink):
         return True
 
     def _write(self, record: dict[str, Any], jpeg: bytes | None) -> None:
-        try:
-            replace_file(self.directory / f"{self.printer_id}.json", json.dumps(record).encode())
-            if jpeg is not None:  # PIL's error for a frame it cannot read is an OSError too
-                replace_file(
-                    self.directory / f"{self.printer_id}.jpg", reduced(jpeg, THUMB_WIDTH, 60, THUMB_MAX_BYTES)
-                )
-        except OSError as exc:
-            self._trouble.failed(f"{exc.strerror or exc}; this printer's line there is not current")
-            return
-        self._trouble.recovered()
+        """The thumbnail first: a reader that finds the new state finds its frame too. A frame
+        PIL cannot read (an OSError too) leaves the old thumbnail and still writes the state."""
+        files = [(".json", lambda: json.dumps(record).encode())]
+        if jpeg is not None:
+            files.insert(0, (".jpg", lambda: reduced(jpeg, THUMB_WIDTH, 60, THUMB_MAX_BYTES)))
+        failed = ""
+        for suffix, content in files:
+            try:
+                replace_file(self.directory / f"{self.printer_id}{suffix}", content())
+            except OSError as exc:
+                failed = f"{self.printer_id}{suffix}: {exc.strerror or exc}"
+        if failed:
+            self._trouble.failed(f"{failed}; this printer's card there is not current")
+        else:
+            self._trouble.recovered()
 
 
 def pages_dir(shared_state_dir: Path) -> Path:

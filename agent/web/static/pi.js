@@ -22,7 +22,7 @@ function piCard(p, here) {
   if (!card) {
     card = el("a", { class: "card pi-card", "data-printer": p.printer_id },
       el("img", { class: "thumb", alt: `${p.printer_id}: last inspected frame` }),
-      el("div", { class: "row split" }, el("span", { class: "name" }, p.printer_id + (p.printer_id === here ? " (this page)" : "")), el("span", { class: "badge" })),
+      el("div", { class: "row split" }, el("span", {}, el("span", { class: "name" }, p.printer_id), p.printer_id === here ? el("small", { class: "muted" }, " (here)") : ""), el("span", { class: "badge" })),
       el("div", { class: "progress" }, el("div", { class: "bar" })),
       el("div", { class: "muted facts" }));
     piCards.set(p.printer_id, card);
