@@ -17,15 +17,12 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from agent.settings import INSTANCE_PATTERN
+from agent.settings import INSTANCE_PATTERN, Settings
 from agent.web.summary import THUMB_MAX_BYTES, pages_dir
-
-if TYPE_CHECKING:
-    from agent.web.server import WebPage
 
 MAX_PRINTERS = 32
 MAX_SUMMARY_BYTES = 4096
@@ -89,13 +86,12 @@ def _running(lock: Path) -> bool:
     return False
 
 
-def add_overview_routes(app: web.Application, page: WebPage) -> None:
-    shared = page.settings.agent.shared_state_dir or page.settings.agent.state_dir
-    directory = pages_dir(shared)
+def add_overview_routes(app: web.Application, settings: Settings) -> None:
+    directory = pages_dir(settings.agent.shared_state_dir or settings.agent.state_dir)
 
     async def printers(request: web.Request) -> web.Response:
         found = await asyncio.to_thread(read_summaries, directory)
-        return web.json_response({"this": page.settings.agent.printer_id, "printers": found})
+        return web.json_response({"this": settings.agent.printer_id, "printers": found})
 
     async def thumbnail(request: web.Request) -> web.Response:
         jpeg = await asyncio.to_thread(read_thumbnail, directory, request.match_info["id"])

@@ -212,7 +212,7 @@ def add_routes(app: web.Application, page: WebPage) -> None:
     app.router.add_get(r"/api/history/{id:\d+}/frame/{seq:\d+}.jpg", evidence)
     app.router.add_get("/api/health", health)
     app.router.add_post("/api/notify-test", notify_test)
-    add_overview_routes(app, page)
+    add_overview_routes(app, page.settings)
 
 
 def _number(request: web.Request, key: str) -> int:

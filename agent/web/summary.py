@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from agent.outputs import Sink
 from agent.settings import Settings
@@ -27,9 +27,6 @@ from agent.store import replace_file
 from agent.web.address import page_url
 from agent.web.thumbnail import reduced
 from hardware.quiet_log import LastingCondition
-
-if TYPE_CHECKING:
-    from agent.web.server import WebPage
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +46,19 @@ SHOWN = (
 )
 
 
+class ServedPage(Protocol):
+    """What the card needs of the page (agent.web.server.WebPage): whether it serves, and where."""
+
+    ready: asyncio.Event
+    port: int | None
+
+
 class PiSummary(Sink):
     """The sink that keeps this printer's summary, with the address of its page once it serves."""
 
     name = "pi-summary"
 
-    def __init__(self, settings: Settings, page: WebPage) -> None:
+    def __init__(self, settings: Settings, page: ServedPage) -> None:
         self.settings = settings
         self.directory = pages_dir(settings.agent.shared_state_dir or settings.agent.state_dir)
         self.printer_id = settings.agent.printer_id
