@@ -71,7 +71,8 @@ class PiSummary(Sink):
         self._trouble = LastingCondition(log, f"The Pi's overview ({self.directory})")
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._task = loop.create_task(self._run(), name="pi-summary")
+        if self._hold_lock():  # a few calls on a local file, none of them waits
+            self._task = loop.create_task(self._run(), name="pi-summary")
 
     def on_state(self, state: Mapping[str, Any]) -> None:
         self._state = {key: state.get(key) for key in SHOWN}
@@ -90,8 +91,6 @@ class PiSummary(Sink):
             self._lock_fd = None
 
     async def _run(self) -> None:
-        if not await asyncio.to_thread(self._hold_lock):
-            return
         await self.page.ready.wait()  # its port is known (or it failed: no link then)
         while True:
             await self._changed.wait()
