@@ -43,7 +43,7 @@ def read_summaries(directory: Path) -> list[dict[str, Any]]:
             continue
         summary["online"] = _running(directory / f"{path.stem}.lock")
         try:
-            summary["frame"] = (directory / f"{path.stem}.jpg").stat().st_mtime_ns
+            summary["frame"] = str((directory / f"{path.stem}.jpg").stat().st_mtime_ns)
         except OSError:
             summary["frame"] = None
         printers.append(summary)

@@ -6,7 +6,7 @@ const piCards = new Map();
 
 function piLink(p) {
   if (!p.page) return null;
-  if (!p.page.any_host) return p.page.url;
+  if (!p.page.any_host) return /^https?:\/\//.test(p.page.url) ? p.page.url : null;
   const port = p.page.port === 80 ? "" : `:${p.page.port}`;  // the address the user typed, this printer's port
   return `${location.protocol}//${location.hostname}${port}/`;
 }
