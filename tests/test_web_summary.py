@@ -56,15 +56,16 @@ async def test_a_card_per_printer_written_on_change_and_offline_once_stopped(
 ) -> None:
     directory = pages_dir(tmp_path)
     async with card(tmp_path, "left") as (left, page):
+        long_name = "a" * 5000 + ".gcode"  # a card stays small whatever the file is called
         left.on_state(
-            {"print_state": "printing", "file": "a.gcode", "progress": 12.5, "score": 7, "api_key": "x"}
+            {"print_state": "printing", "file": long_name, "progress": 12.5, "score": 7, "api_key": "x"}
         )
         left.on_inspection(frame(), {"score": 7})
         await wait_for(lambda: [p.get("print_state") for p in read_summaries(directory)] == ["printing"])
         (shown,) = read_summaries(directory)
         assert shown["online"] is True and shown["frame"] is not None
         assert shown["page"]["port"] == page.port and shown["page"]["any_host"] is True
-        assert shown["file"] == "a.gcode" and shown["score"] == 7 and "api_key" not in shown
+        assert shown["file"] == long_name[:200] and shown["score"] == 7 and "api_key" not in shown
         thumb = Image.open(directory / "left.jpg")
         assert thumb.width == THUMB_WIDTH and (directory / "left.jpg").stat().st_size <= THUMB_MAX_BYTES
 

@@ -34,6 +34,7 @@ PAGES_DIR = "pages"
 MIN_GAP_S = 5.0
 THUMB_WIDTH = 320
 THUMB_MAX_BYTES = 20_000
+MAX_TEXT = 200
 SHOWN = (
     "print_state",
     "file",
@@ -75,7 +76,7 @@ class PiSummary(Sink):
             self._task = loop.create_task(self._run(), name="pi-summary")
 
     def on_state(self, state: Mapping[str, Any]) -> None:
-        self._state = {key: state.get(key) for key in SHOWN}
+        self._state = {key: _short(state.get(key)) for key in SHOWN}
         self._changed.set()
 
     def on_inspection(self, jpeg: bytes, inspection: Mapping[str, Any]) -> None:
@@ -153,6 +154,11 @@ class PiSummary(Sink):
             self._trouble.failed(f"{failed}; this printer's card there is not current")
         else:
             self._trouble.recovered()
+
+
+def _short(value: Any) -> Any:
+    """A file name can be long: the card stays a few hundred bytes (the reader takes 4 KB)."""
+    return value[:MAX_TEXT] if isinstance(value, str) else value
 
 
 def pages_dir(shared_state_dir: Path) -> Path:
