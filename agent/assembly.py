@@ -90,11 +90,14 @@ def build_agent(settings: Settings, timing: DetectionTiming | None = None) -> Ag
     if settings.web.enabled:
         from agent.web.checks import health_report  # aiohttp is loaded only when the page is on
         from agent.web.server import WebPage
+        from agent.web.summary import PiSummary
 
         def health() -> dict[str, Any]:
             return health_report(agent, None if bridge is None else bridge.connected)
 
-        agent.outputs.add(WebPage(settings, agent.on_command, camera, health))
+        page = WebPage(settings, agent.on_command, camera, health)
+        agent.outputs.add(page)
+        agent.outputs.add(PiSummary(settings, page))  # its line on the Pi's overview
     return agent
 
 

@@ -84,13 +84,14 @@ def run_doctor(config: str | None) -> int:
 
 def run_doctor_all(etc_dir: Path = ETC_DIR) -> int:
     """Checks every agent configured on this Pi, one block each: the plain service's
-    layerguard.toml and each printer's <name>.toml; then that no two share a port or a name."""
+    layerguard.toml and each printer's <name>.toml; then that no two share a serial port, a page
+    port or a name."""
     configs = printer_configs(etc_dir)
     if not configs:
         _line("FAIL", "config", f"no layerguard.toml and no <printer>.toml in {etc_dir}")
         return 1
     worst = 0
-    seen: dict[str, list[tuple[str, str]]] = {"printer.port": [], "agent.printer_id": []}
+    seen: dict[str, list[tuple[str, str]]] = {"printer.port": [], "agent.printer_id": [], "web.listen": []}
     for name, path in configs:
         print(f"== {_unit(name)}: {path}", flush=True)
         with _as_instance(name):
@@ -101,6 +102,8 @@ def run_doctor_all(etc_dir: Path = ETC_DIR) -> int:
                 continue  # already said by run_doctor
         seen["printer.port"].append((_unit(name), os.path.realpath(settings.printer.port)))
         seen["agent.printer_id"].append((_unit(name), settings.agent.printer_id))
+        if settings.web.enabled and settings.web.address[1]:  # one page per port: the other's is off
+            seen["web.listen"].append((_unit(name), f"port {settings.web.address[1]}"))
     print("== this Pi", flush=True)
     shared = 0
     for setting, values in seen.items():

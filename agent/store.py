@@ -40,18 +40,7 @@ class JsonRecord:
         """Replace the record; an OSError (full disk, read-only card) is logged, not raised,
         unless the caller must know (a count shared with other agents)."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, partial = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-            try:
-                with os.fdopen(fd, "w") as file:
-                    json.dump(value, file)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(partial, self.path)
-            except BaseException:
-                Path(partial).unlink(missing_ok=True)
-                raise
-            _fsync_dir(self.path.parent)
+            replace_file(self.path, json.dumps(value).encode())
         except OSError as exc:
             if raise_errors:
                 raise
@@ -62,6 +51,22 @@ class JsonRecord:
             self.path.unlink(missing_ok=True)
         except OSError as exc:
             log.warning("Cannot delete %s: %s", self.path, exc)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` as `path` atomically and durably; an OSError is the caller's to handle."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -26,6 +26,7 @@ from bench import (
     hostile,
     masking,
     octoprint,
+    overview,
     page,
     pi_count,
     reaction,
@@ -49,6 +50,7 @@ FIGURES = (
     "masking",
     "false_alarms",
     "page",
+    "overview",
 )
 LOG_PATH = Path(tempfile.gettempdir()) / "layerguard-bench.log"
 
@@ -178,6 +180,7 @@ FIGURES = (
     "masking",
     "false_alarms",
     "page",
+    "overview",
 )
 
 
@@ -194,6 +197,11 @@ def _page(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
         return list(page.measure(broker, plan.phases.idle_s))
 
 
+def _overview(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
+    with MosquittoBroker() as broker:
+        return list(overview.measure(broker, plan.phases.idle_s))
+
+
 _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "upload": _upload,
     "startup": _startup,
@@ -207,6 +215,7 @@ _FIGURES: dict[str, Callable[[Plan, list[Window]], list[Row | Skipped]]] = {
     "masking": _masking,
     "false_alarms": _false_alarms,
     "page": _page,
+    "overview": _overview,
 }
 
 

@@ -174,7 +174,21 @@ install_config() {
   fi
   for printer in "${printers[@]}"; do
     install_secrets "$ETC/$printer/secrets"
-    install_config_file "$ETC/$printer.toml"
+    install_config_file "$ETC/$printer.toml" "$(free_page_port)"
+  done
+}
+
+# A printer's page needs a port of its own: only one agent can have 80. A new printer's config
+# gets the first of 80, 8081, 8082, ... that no config here claims (web.listen, or 80 unset).
+free_page_port() {
+  local taken=" " file port
+  for file in "$ETC"/*.toml; do
+    [ -f "$file" ] || continue
+    port=$(sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*"[^"]*:\([0-9]*\)".*/\1/p' "$file" | head -n 1)
+    taken+="${port:-80} "
+  done
+  for port in 80 $(seq 8081 8999); do
+    [[ $taken == *" $port "* ]] || { echo "$port"; return; }
   done
 }
 
@@ -186,7 +200,7 @@ install_secrets() {
 }
 
 install_config_file() {
-  local target=$1
+  local target=$1 port=${2:-}
   if [ -n "$config" ]; then
     [ ! -f "$target" ] || cp -p "$target" "$target.bak"
     install -o root -g "$NAME" -m 0640 "$config" "$target"
@@ -199,6 +213,10 @@ install_config_file() {
   else
     install -o root -g "$NAME" -m 0640 "$SRC/config/layerguard.toml" "$target"
     say "installed the default $target: set printer.port in it"
+    if [ -n "$port" ]; then
+      sed -i "s|^# listen = \"0.0.0.0:80\"\$|listen = \"0.0.0.0:$port\"|" "$target"
+      say "its page: port $port (web.listen; every printer's page lists all of them at /pi)"
+    fi
   fi
 }
 

@@ -187,7 +187,7 @@ def test_cloud_init_example_for_two_printers_is_valid(
     result = run(tool("cloud-init"), "schema", "--config-file", merged)
     assert result.returncode == 0, result.stderr
     monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(tmp_path / "no-secrets"))
-    ports = set()
+    ports, pages = set(), set()
     for entry in example["write_files"]:
         name = Path(entry["path"]).stem
         config = tmp_path / f"{name}.toml"
@@ -196,7 +196,8 @@ def test_cloud_init_example_for_two_printers_is_valid(
         settings = load_settings(config)
         assert settings.agent.printer_id == name and settings.mqtt.enabled
         ports.add(settings.printer.port)
-    assert len(ports) == 2
+        pages.add(settings.web.address[1])
+    assert len(ports) == 2 and pages == {80, 8081}
 
 
 def test_network_config_is_valid_netplan(tmp_path: Path) -> None:

@@ -168,7 +168,7 @@ def test_first_boot_installs_then_upgrade_uninstall_and_purge(rootfs: Path) -> N
 
 def test_several_printers_get_one_agent_each_and_leave_together(rootfs: Path) -> None:
     """`install.sh --printer left --printer right`: two instances of the template, each with its
-    config and secrets directory, the plain service not enabled; uninstall disables them."""
+    config, secrets directory and page port, the plain service not enabled; uninstall disables them."""
     if not (rootfs / "boot/firmware/layerguard").is_dir():
         first_boot(rootfs)
     etc = rootfs / "etc/layerguard"
@@ -179,6 +179,9 @@ def test_several_printers_get_one_agent_each_and_leave_together(rootfs: Path) ->
     assert result.returncode == 0, result.stdout + result.stderr
     assert "keeping your /etc/layerguard/left.toml" in result.stdout
     assert "installed the default /etc/layerguard/right.toml" in result.stdout
+    # left's config leaves web.listen at port 80: right's page gets the next free port.
+    assert "its page: port 8081" in result.stdout
+    assert '\nlisten = "0.0.0.0:8081"\n' in (etc / "right.toml").read_text()
     wants = rootfs / "etc/systemd/system/multi-user.target.wants"
     assert sorted(p.name for p in wants.glob("layerguard*")) == [
         "layerguard@left.service",

@@ -308,7 +308,8 @@ def test_all_checks_every_printer_of_the_pi_and_finds_a_shared_port(
     world: SimWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`doctor --all`: one block per agent, each read as its instance (printer_id = its name);
-    two printers configured on one port fail, since one of them is not guarded."""
+    two printers configured on one port fail, since one of them is not guarded (on one page port:
+    one of them has no page)."""
     for name in [k for k in os.environ if k.startswith("LAYERGUARD_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(tmp_path / "no-secrets"))
@@ -328,6 +329,7 @@ def test_all_checks_every_printer_of_the_pi_and_finds_a_shared_port(
     assert "published and received layerguard/left/doctor" in out
     assert "published and received layerguard/right/doctor" in out
     assert f"{os.path.realpath(world.printer.port)} is used by layerguard@left and layerguard@right" in out
+    assert "web.listen   port 80 is used by layerguard@left and layerguard@right" in out  # both unset
     assert "LAYERGUARD_INSTANCE" not in os.environ
 
     (etc / "right.toml").unlink()

@@ -13,6 +13,7 @@ import pytest
 from test_end_to_end import until
 from web_harness import PASSWORD, page_agent
 
+from agent.web.guard import cookie_name
 from sim.world import SimWorld, sim_world
 
 ROUTES_GET = [
@@ -71,7 +72,7 @@ async def test_every_route_without_a_session_is_refused(world: SimWorld, tmp_pat
             assert answer.status_code == 401, path
         # The login page and its style are all a stranger gets.
         assert (await client.get("/login")).status_code == 200
-        async with pa.client(cookies={"lg_session": "9999999999.abc.0123"}) as forged:
+        async with pa.client(cookies={cookie_name("web"): "9999999999.abc.0123"}) as forged:
             assert (await forged.get("/api/session")).status_code == 401
 
 

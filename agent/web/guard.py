@@ -33,6 +33,12 @@ def own_host_names(extra: Iterable[str] = ()) -> frozenset[str]:
     return frozenset({"localhost", host, short, f"{short}.local", *(h.lower() for h in extra)})
 
 
+def cookie_name(printer_id: str) -> str:
+    """The session cookie of this printer's page: a browser sends a host's cookies to all its
+    ports, so with one name the pages of several printers on one Pi would log each other out."""
+    return f"{COOKIE}_{printer_id}"
+
+
 def host_name(header: str) -> str:
     """`Host` without its port; `[v6]` without brackets."""
     if header.startswith("["):
@@ -52,7 +58,10 @@ def host_allowed(header: str, names: frozenset[str]) -> bool:
 
 
 def make_guard(
-    sessions: Sessions | None, names: frozenset[str], note_request: Callable[[object], None]
+    sessions: Sessions | None,
+    names: frozenset[str],
+    note_request: Callable[[object], None],
+    cookie: str,
 ) -> Callable[..., Awaitable[web.StreamResponse]]:
     """The middleware; `sessions` None is `web.auth = "none"` (a reverse proxy's own login).
     `note_request` hears of each request's connection (the listener's headers deadline)."""
@@ -61,7 +70,7 @@ def make_guard(
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         note_request(request.protocol)
         try:
-            response = await _check(request, handler, sessions, names)
+            response = await _check(request, handler, sessions, names, cookie)
         except web.HTTPException as exc:  # answered as a plain response, with the same headers
             response = web.Response(status=exc.status, text=exc.text, headers=exc.headers)
         _headers(response, request.path)
@@ -71,7 +80,7 @@ def make_guard(
 
 
 async def _check(
-    request: web.Request, handler: Handler, sessions: Sessions | None, names: frozenset[str]
+    request: web.Request, handler: Handler, sessions: Sessions | None, names: frozenset[str], cookie: str
 ) -> web.StreamResponse:
     if not host_allowed(request.headers.get("Host", ""), names):
         raise web.HTTPMisdirectedRequest(
@@ -79,7 +88,7 @@ async def _check(
         )
     if request.method not in SAFE_METHODS and not same_origin(request):
         raise web.HTTPForbidden(text="Refused: the request does not come from this page (Origin).\n")
-    token = request.cookies.get(COOKIE)
+    token = request.cookies.get(cookie)
     logged_in = sessions is None or sessions.valid(token)
     if request.path not in OPEN_PATHS and not logged_in:
         if request.path.startswith("/api/") or request.method not in SAFE_METHODS:

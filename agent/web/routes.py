@@ -4,7 +4,6 @@ and health. Every request has passed agent/web/guard.py first."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import sqlite3
 import time
@@ -25,15 +24,23 @@ from agent.history.store import (
 )
 from agent.history.worker import render_in_worker
 from agent.web.framing_view import add_framing_routes
-from agent.web.guard import COOKIE, security_headers
+from agent.web.guard import cookie_name, security_headers
 from agent.web.labelling import add_label_routes
 from agent.web.login import check_password, refreshed
+from agent.web.overview import add_overview_routes
 from agent.web.page import Page
 from agent.web.stream import TooManyClients
+from agent.web.thumbnail import reduced
 
 STATIC = Path(__file__).with_name("static")
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-PAGES = {"/": "printer.html", "/live": "live.html", "/history": "history.html", "/health": "health.html"}
+PAGES = {
+    "/": "printer.html",
+    "/live": "live.html",
+    "/history": "history.html",
+    "/health": "health.html",
+    "/pi": "pi.html",
+}
 LIVE_MIN_GAP_S = 0.5  # the live view: at most 2 frames a second, however many watch
 LIVE_WIDTH = 640
 SSE_PING_S = 15.0
@@ -45,6 +52,7 @@ def add_routes(app: web.Application, page: Page) -> None:
     files = {p.name: (p.read_bytes(), TYPES[p.suffix]) for p in STATIC.iterdir() if p.suffix in TYPES}
     live = _LiveView(page)
     reports = _LastReport()
+    cookie = cookie_name(page.settings.agent.printer_id)
 
     def serve_file(name: str) -> web.Response:
         body, content_type = files[name]
@@ -89,7 +97,7 @@ def add_routes(app: web.Application, page: Page) -> None:
         page.limiter.succeeded(client)
         response = web.Response(status=303, headers={"Location": "/"})
         response.set_cookie(
-            COOKIE,
+            cookie,
             sessions.issue(),
             max_age=int(sessions.lifetime_s),
             httponly=True,
@@ -100,11 +108,11 @@ def add_routes(app: web.Application, page: Page) -> None:
 
     async def logout(request: web.Request) -> web.Response:
         response = web.Response(status=303, headers={"Location": "/login"})
-        response.del_cookie(COOKIE, path="/")
+        response.del_cookie(cookie, path="/")
         return response
 
     async def session(request: web.Request) -> web.Response:
-        token = request.cookies.get(COOKIE)  # the guard let it through: valid, or no login at all
+        token = request.cookies.get(cookie)  # the guard let it through: valid, or no login at all
         csrf = page.sessions.csrf(token) if page.sessions is not None and token else ""
         return web.json_response(
             {"csrf": csrf, "printer_id": page.settings.agent.printer_id, "auth": page.settings.web.auth}
@@ -212,6 +220,7 @@ def add_routes(app: web.Application, page: Page) -> None:
     app.router.add_post("/api/notify-test", notify_test)
     add_framing_routes(app, page)
     add_label_routes(app, page)
+    add_overview_routes(app, page.settings)
 
 
 def _number(request: web.Request, key: str) -> int:
@@ -302,13 +311,5 @@ class _LiveView:
             return self._last
 
     def _take(self) -> bytes:
-        from PIL import Image
-
         # The whole picture, unmasked (the user draws the masks over it), through the shared backend.
-        image = Image.open(io.BytesIO(self.page.camera.camera.capture()))
-        image.draft("RGB", (LIVE_WIDTH, LIVE_WIDTH))  # JPEG decoded at a fraction: cheap on a Pi
-        image = image.convert("RGB")
-        image.thumbnail((LIVE_WIDTH, LIVE_WIDTH))
-        out = io.BytesIO()
-        image.save(out, "JPEG", quality=70)
-        return out.getvalue()
+        return reduced(self.page.camera.camera.capture(), LIVE_WIDTH, quality=70)

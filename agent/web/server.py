@@ -69,7 +69,7 @@ class WebPage(PageStream):
         await asyncio.to_thread(importlib.import_module, "agent.web.routes")  # aiohttp: off the loop
         from aiohttp import web
 
-        from agent.web.guard import make_guard, own_host_names
+        from agent.web.guard import cookie_name, make_guard, own_host_names
         from agent.web.routes import add_routes
 
         app = web.Application(
@@ -78,6 +78,7 @@ class WebPage(PageStream):
                     self.sessions,
                     own_host_names(self.settings.web.allowed_hosts),
                     self.listener.started_request,
+                    cookie_name(self.settings.agent.printer_id),
                 )
             ],
             client_max_size=MAX_BODY_BYTES,
