@@ -71,8 +71,34 @@ class Plan:
     frames: int  # framed (masked and cropped) frames timed
 
 
-FULL = Plan(5, 7, footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20), 20, (10, 50), 30, True, 4, 5, 200)
-QUICK = Plan(2, 2, footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3), 3, (3,), 8, False, 1, 1, 10)
+FULL = Plan(
+    runs=5,
+    pauses=7,
+    phases=footprint.Phases(idle_s=20, cycles=8, unmonitored_s=20),
+    octoprint_window_s=20,
+    fleet_sizes=(10, 50),
+    fleet_window_s=30,
+    pi_sizes=(1, 2, 4),
+    pi_count_calls=500,
+    hostile_drip=True,
+    history_hours=4,
+    renders=5,
+    frames=200,
+)
+QUICK = Plan(
+    runs=2,
+    pauses=2,
+    phases=footprint.Phases(idle_s=3, cycles=2, unmonitored_s=3),
+    octoprint_window_s=3,
+    fleet_sizes=(3,),
+    fleet_window_s=8,
+    pi_sizes=(2,),
+    pi_count_calls=50,
+    hostile_drip=False,
+    history_hours=1,
+    renders=1,
+    frames=10,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -165,23 +191,6 @@ def _pi(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
 
 def _history(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
     return list(history.measure(plan.history_hours, plan.renders))
-
-
-FIGURES = (
-    "upload",
-    "startup",
-    "reaction",
-    "footprint",
-    "hostile",
-    "octoprint",
-    "fleet",
-    "pi",
-    "history",
-    "masking",
-    "false_alarms",
-    "page",
-    "overview",
-)
 
 
 def _masking(plan: Plan, idle: list[Window]) -> list[Row | Skipped]:
