@@ -291,7 +291,8 @@ def test_marlin_2_1_2_panel_pause_is_proven_by_the_job_timer_not_by_the_byte() -
     now[0] = 1.3
     assert kinds(follower, JobTime(101)) == [], "the timer runs: printing (a long move)"
     now[0] = 1.5
-    assert kinds(follower, Busy(), JobTime(101)) == []
+    # A busy line says the printer is moving (agent.stillness hears it), nothing about a pause.
+    assert kinds(follower, Busy(), JobTime(101)) == [K.BUSY]
     now[0] = 2.8
     assert kinds(follower, JobTime(101)) == [K.PAUSED]
     assert follower.queries() == []
