@@ -6,7 +6,7 @@ the host's loopback. Then `systemctl stop` and a reboot.
 
 Marked `boot` (and slow): the default run leaves it out; `scripts/test.sh -m boot` runs it, and
 .ci/run does whenever config/, scripts/, the unit or the Dockerfile changed since it last passed
-here (scripts/boot-changed.sh). Needs root (debootstrap for the cached base image). Times on
+here (scripts/boot-changed.sh). Needs root (mmdebstrap for the cached base image). Times on
 this 2-core machine: README, "Tests"."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sim.world import SimWorld, sim_world
 pytestmark = [
     pytest.mark.boot,
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="building the base image needs root (debootstrap, chroot)"),
+    pytest.mark.skipif(os.geteuid() != 0, reason="building the base image needs root (mmdebstrap, chroot)"),
 ]
 
 HOSTNAME = "prusa-mk3"  # our user-data's; the agent derives its printer_id from it
