@@ -32,7 +32,7 @@ die() {
 }
 [ "$(id -u)" = 0 ] || die "run as root (mmdebstrap and the chroot need it)"
 
-for pair in mmdebstrap:mmdebstrap eatmydata:eatmydata; do
+for pair in mmdebstrap:mmdebstrap eatmydata:eatmydata dpkg-architecture:dpkg-dev; do # the last for the eatmydata hook
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ -n "${missing[*]:-}" ]; then
