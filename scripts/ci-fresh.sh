@@ -59,6 +59,9 @@ inside() { # in the new mount namespace: build the root, mount, run .ci/run
   [ ! -e /etc/pip.conf ] || cp /etc/pip.conf "$root/etc/pip.conf"
   [ ! -d /etc/xdg/pip ] || { mkdir -p "$root/etc/xdg" && cp -r /etc/xdg/pip "$root/etc/xdg/pip"; }
 
+  # The root a mount point of its own, as / is on a machine: `unshare --propagation` (the Pi
+  # camera tier's private mount namespace) refuses a root that is only a folder.
+  mount --bind "$root" "$root"
   mount -t proc proc "$root/proc"
   mount -t sysfs sysfs "$root/sys"
   mount --bind /dev "$root/dev"
