@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.settings import WebSection
+from agent.store import replace_file
 
 PASSWORD_FILE = "web-password"
 SESSION_KEY_FILE = "web-session-key"
@@ -78,15 +79,12 @@ def new_password() -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    """Atomically and durably (a power cut never leaves an empty password), readable by its owner
+    only (mkstemp makes it 0600)."""
+    replace_file(path, text.encode())
     if os.geteuid() == 0:  # `sudo layerguard password --reset`: the agent's user must read it
         owner = path.parent.stat()
-        os.chown(tmp, owner.st_uid, owner.st_gid)
-    os.replace(tmp, path)
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def generated_password(state_dir: Path, *, reset: bool = False) -> tuple[str, bool]:
