@@ -82,12 +82,17 @@ class MqttProbe:
             raise TimeoutError(f"publish on {topic} not acknowledged within {timeout_s}s")
 
     def wait_for_blocking(
-        self, topic_filter: str, payload: PayloadMatch = None, *, timeout_s: float = WAIT_TIMEOUT_S
+        self,
+        topic_filter: str,
+        payload: PayloadMatch = None,
+        *,
+        timeout_s: float = WAIT_TIMEOUT_S,
+        since: int = 0,
     ) -> mqtt.MQTTMessage:
         """The first recorded message matching the filter and `payload` (bytes to equal, or a
-        predicate on the bytes; None takes any); for sync tests."""
+        predicate on the bytes; None takes any), after the `mark()` given as `since`; for sync tests."""
         with self._cond:
-            found = self._cond.wait_for(lambda: self._find(topic_filter, payload), timeout_s)
+            found = self._cond.wait_for(lambda: self._find(topic_filter, payload, since), timeout_s)
         if found is None:
             seen = [(m.topic, m.payload[:60]) for m in self.messages()]
             raise TimeoutError(
@@ -106,6 +111,11 @@ class MqttProbe:
         with self._cond:
             return [m for m in self._messages if mqtt.topic_matches_sub(topic_filter, m.topic)]
 
+    def mark(self) -> int:
+        """A position in the record, for `wait_for_blocking(since=...)`; `clear()` voids it."""
+        with self._cond:
+            return len(self._messages)
+
     def clear(self) -> None:
         """Forget what was recorded, to wait for what comes next."""
         with self._cond:
@@ -116,8 +126,8 @@ class MqttProbe:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _find(self, topic_filter: str, payload: PayloadMatch) -> mqtt.MQTTMessage | None:
-        for message in self._messages:
+    def _find(self, topic_filter: str, payload: PayloadMatch, since: int = 0) -> mqtt.MQTTMessage | None:
+        for message in self._messages[since:]:
             if mqtt.topic_matches_sub(topic_filter, message.topic) and _matches(payload, message.payload):
                 return message
         return None

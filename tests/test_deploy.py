@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 import yaml
+from cloud_init_files import CLOUD_INIT, two_printer_example, two_printer_user_data, user_data
 
 from agent.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "config" / "layerguard.service"
 TEMPLATE = ROOT / "config" / "layerguard@.service"
-CLOUD_INIT = ROOT / "config" / "cloud-init"
 CLOUD_CONFIG_SCHEMA = Path(
     "/usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json"
 )
@@ -149,13 +149,13 @@ def test_cloud_init_user_data_is_valid_cloud_config() -> None:
     assert "deprecat" not in (result.stdout + result.stderr).lower()
     # cloud-init's schema lets unknown top-level keys through; a misspelt module would do nothing.
     known = set(_schema_properties(json.loads(CLOUD_CONFIG_SCHEMA.read_text())))
-    assert set(_user_data()) <= known
+    assert set(user_data()) <= known
 
 
 def test_cloud_init_installs_from_the_boot_partition_with_a_valid_config(tmp_path: Path) -> None:
-    user_data = _user_data()
-    assert ["bash", "/boot/firmware/layerguard/scripts/install.sh"] in user_data["runcmd"]
-    files = {entry["path"]: entry for entry in user_data["write_files"]}
+    shipped = user_data()
+    assert ["bash", "/boot/firmware/layerguard/scripts/install.sh"] in shipped["runcmd"]
+    files = {entry["path"]: entry for entry in shipped["write_files"]}
     config = tmp_path / "layerguard.toml"
     config.write_text(files["/etc/layerguard/layerguard.toml"]["content"])
     settings = load_settings(config)
@@ -170,20 +170,12 @@ def test_cloud_init_example_for_two_printers_is_valid(
 ) -> None:
     """The commented example in user-data, put in place of the one-printer parts, is valid
     cloud-config, installs an agent per printer, and each config reads as its instance's."""
-    block = (CLOUD_INIT / "user-data").read_text().split("\n# write_files:\n", 1)[1]
-    example = yaml.safe_load(
-        "write_files:\n" + "\n".join(line.removeprefix("# ") for line in block.splitlines())
-    )
+    example = two_printer_example()
     assert example["runcmd"] == [
         ["bash", "/boot/firmware/layerguard/scripts/install.sh", "--printer", "left", "--printer", "right"]
     ]
-    user_data = _user_data()
-    one_printer = "/etc/layerguard/layerguard.toml"
-    user_data["write_files"] = [f for f in user_data["write_files"] if f["path"] != one_printer]
-    user_data["write_files"] += example["write_files"]
-    user_data["runcmd"] = example["runcmd"]
     merged = tmp_path / "user-data"
-    merged.write_text("#cloud-config\n" + yaml.safe_dump(user_data))
+    merged.write_text("#cloud-config\n" + yaml.safe_dump(two_printer_user_data()))
     result = run(tool("cloud-init"), "schema", "--config-file", merged)
     assert result.returncode == 0, result.stderr
     monkeypatch.setenv("LAYERGUARD_SECRETS_DIR", str(tmp_path / "no-secrets"))
@@ -212,12 +204,6 @@ def test_network_config_is_valid_netplan(tmp_path: Path) -> None:
 
 def test_meta_data_names_an_instance() -> None:
     assert yaml.safe_load((CLOUD_INIT / "meta-data").read_text())["instance-id"]
-
-
-def _user_data() -> dict[str, Any]:
-    text = (CLOUD_INIT / "user-data").read_text()
-    assert text.startswith("#cloud-config\n")
-    return yaml.safe_load(text)
 
 
 def _schema_properties(schema: Any) -> list[str]:
