@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec scripts/inputs-changed.sh "${LAYERGUARD_BOOT_CACHE:-/var/cache/layerguard-boot}/passed" "$@" \
-  config scripts Dockerfile.arm64 pyproject.toml tests/test_boot.py tests/boot_vm.py
+  config scripts Dockerfile.arm64 pyproject.toml tests/test_boot.py tests/boot_vm.py tests/cloud_init_files.py

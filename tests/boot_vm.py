@@ -1,6 +1,6 @@
 """The boot test's machine: an emulated 64-bit Arm board (QEMU `virt`, software emulation) booting
 the cached Debian image of scripts/boot-image.sh, with the SD card's boot partition as a NoCloud
-seed disk, an emulated FTDI USB-serial adapter wired to a host pty, and user-mode networking that
+seed disk, an emulated FTDI USB-serial adapter per printer wired to a host pty, and user-mode networking that
 reaches only the host services the test names (`restrict=on`: nothing leaves the machine).
 
 The guest sees the host's services at GUEST_HOST_ADDR through `guestfwd` rules: a restricted
@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,8 @@ def free_port() -> int:
 
 class Guest:
     """One QEMU process: boots, reboots in place (the disk's changes live as long as it does),
-    and records its serial console so that waits can look for lines on it."""
+    and records its serial console so that waits can look for lines on it (and in console.log,
+    each line after the seconds since QEMU started)."""
 
     def __init__(
         self,
@@ -88,7 +89,7 @@ class Guest:
         seed: Path,
         console_log: Path,
         *,
-        serial_tty: str,
+        printers: Sequence[tuple[str, str]],
         forwards: Iterable[int],
         ssh_key: Path,
     ) -> None:
@@ -121,11 +122,13 @@ class Guest:
             # romfile= (none): the kernel is booted directly (-kernel), so the card never
             # network-boots and its iPXE ROM (Debian's ipxe-qemu, not installed) is never needed.
             "-device", "virtio-net-pci,netdev=net,romfile=",
-            # QEMU's usb-serial is an FTDI FT232 (0403:6001): the guest's ftdi_sio makes a ttyUSB.
-            "-chardev", f"serial,id=printer,path={serial_tty}",
             "-device", "qemu-xhci,id=xhci",
-            "-device", "usb-serial,bus=xhci.0,chardev=printer",
         ]  # fmt: skip
+        # One USB-serial adapter per printer: QEMU's usb-serial is an FTDI FT232 (0403:6001), the
+        # guest's ftdi_sio makes a ttyUSB of it, and udev's by-id name carries its serial number.
+        for index, (tty, serial) in enumerate(printers):
+            self.command += ["-chardev", f"serial,id=printer{index},path={tty}"]
+            self.command += ["-device", f"usb-serial,bus=xhci.0,chardev=printer{index},serial={serial}"]
         self._process: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
 
@@ -156,9 +159,10 @@ class Guest:
 
     def _read_console(self) -> None:
         assert self._process is not None and self._process.stdout is not None
+        started = time.monotonic()
         with self.console_log.open("ab") as log:
             for raw in self._process.stdout:
-                log.write(raw)
+                log.write(b"%7.1f " % (time.monotonic() - started) + raw)  # where a boot spends its time
                 log.flush()
                 with self._cond:
                     self._lines.append(raw.decode(errors="replace").rstrip("\r\n"))
