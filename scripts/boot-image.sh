@@ -25,18 +25,25 @@ CACHE=${LAYERGUARD_BOOT_CACHE:-/var/cache/layerguard-boot}
 PACKAGES=systemd-sysv,udev,kmod,dbus,cloud-init,netplan.io,python3,python3-venv,openssh-server,sudo,iproute2,dosfstools,e2fsprogs,tzdata,linux-image-arm64
 HOST_TOOLS=(qemu-system-aarch64:qemu-system-arm qemu-aarch64-static:qemu-user-static
   update-binfmts:binfmt-support mmdebstrap:mmdebstrap arch-test:arch-test mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools
-  mcopy:mtools ssh:openssh-client socat:socat dpkg-architecture:dpkg-dev) # the last for the eatmydata hook
+  mcopy:mtools ssh:openssh-client socat:socat dpkg-architecture:dpkg-dev # for the eatmydata hook
+  depmod:kmod systemd-hwdb:udev) # the image's module index and hardware database, made natively (FAST)
 
 # FAST: what changes how long the build takes, not what the image does.
 #  - eatmydata: dpkg's fsync()s are no-ops (the folder is copied into an image file at the end).
 #  - No documentation, man pages or translations are unpacked (nothing on the board reads them; the
 #    exclusions stay in the image, so its own apt installs skip them too); with no man pages, no
 #    man-db trigger has anything to do, and no package in PACKAGES pulls man-db in.
-#  - py3compile and update-initramfs are no-ops while packages are configured: each Python package
-#    would start Python under emulation to byte-compile itself, and the initramfs would be built
-#    once for the kernel and again for every package that triggers it. Both run once at the end:
-#    one compileall on both cores, one update-initramfs.
-deferred=(/usr/bin/py3compile /usr/sbin/update-initramfs)
+#  - Deferred while packages are configured, then done once at the end: py3compile (each Python
+#    package would start Python under emulation to byte-compile itself: one compileall on both
+#    cores instead), update-initramfs (built once for the kernel and again for each package that
+#    triggers it) and update-ca-certificates (run by its package and again by a trigger).
+#  - Done by this machine's own tools on the root's files instead of by arm64 code under
+#    emulation: depmod (the kernel's module index, ~45 s emulated) and systemd-hwdb (udev's
+#    hardware database, ~40 s emulated); both file formats are the same on every architecture.
+#  - The initramfs holds only what mounts this board's root (virtio disk and ext4), not "most"
+#    modules: the Pi's own boot differs anyway, and nothing LayerGuard touches lives there.
+deferred=(/usr/bin/py3compile /usr/sbin/update-initramfs /usr/sbin/update-ca-certificates /usr/sbin/depmod
+  /usr/bin/systemd-hwdb)
 # shellcheck disable=SC2016 # the hooks' $1 is the root, given by mmdebstrap
 defer_hook='for f in '"${deferred[*]}"'; do
   chroot "$1" dpkg-divert --quiet --local --rename --divert "$f.deferred" --add "$f"
@@ -46,7 +53,12 @@ done'
 undo_hook='for f in '"${deferred[*]}"'; do
   rm "$1$f" && chroot "$1" dpkg-divert --quiet --local --rename --divert "$f.deferred" --remove "$f"
 done
+for modules in "$1"/usr/lib/modules/*; do depmod -b "$1" "${modules##*/}"; done
+systemd-hwdb --root="$1" --usr update
+chroot "$1" update-ca-certificates >/dev/null
 chroot "$1" sh -c "python3 -m compileall -q -j 0 /usr/lib/python3/dist-packages >/dev/null"
+printf "MODULES=list\n" >"$1/etc/initramfs-tools/conf.d/layerguard-boot.conf"
+printf "%s\n" virtio_pci virtio_blk ext4 >>"$1/etc/initramfs-tools/modules"
 chroot "$1" update-initramfs -c -k all'
 FAST=(--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
@@ -94,6 +106,11 @@ key=$({
   declare -f configure
 } | sha256sum | cut -c1-16)
 out=$CACHE/$SUITE-arm64-$key
+# One build at a time (the boot tests run side by side, each asks for the image): a second caller
+# waits here and finds it ready.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/build.lock"
+flock 9
 if [ -f "$out/ready" ]; then
   echo "$out"
   exit 0
