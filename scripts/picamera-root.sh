@@ -41,11 +41,7 @@ if [ -n "${missing[*]:-}" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-
-# The Debian mirror this machine's apt already uses.
-mirror=$(grep -rhoE '^(deb|URIs:)[[:space:]]+https?://[^[:space:]]+/debian/?([[:space:]]|$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null |
-  grep -oE 'https?://[^[:space:]]+' | head -n1) || true
-[ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list*"
+mirror=$(scripts/debian-mirror.sh) || die "no Debian mirror found in /etc/apt/sources.list*"
 
 # LayerGuard's runtime dependencies and the test runner, read from pyproject.toml (part of the key).
 requirements=$(python3 - <<'EOF'

@@ -8,7 +8,6 @@ reaches PyPI with this machine's CA bundle. Slow: about a minute and a half."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -32,15 +31,11 @@ pytestmark = [
 
 
 def debian_mirror() -> str:
-    """The mirror this machine's apt uses for Debian itself (deb822 or one-line sources)."""
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*.sources")]
-    for path in sources:
-        text = path.read_text() if path.is_file() else ""
-        for url in re.findall(r"^(?:URIs:\s*|deb\s+(?:\[[^]]*\]\s+)?)(\S+/debian)/?\s*$", text, re.M):
-            return url
-        for url in re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+/debian)/?\s+bookworm\s", text, re.M):
-            return url
-    return "http://deb.debian.org/debian"
+    """The mirror this machine's apt uses for Debian itself (scripts/debian-mirror.sh)."""
+    found = subprocess.run(
+        [ROOT / "scripts" / "debian-mirror.sh"], capture_output=True, text=True, check=False
+    )
+    return found.stdout.strip() or "http://deb.debian.org/debian"
 
 
 @pytest.fixture(scope="module")
