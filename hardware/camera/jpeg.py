@@ -17,7 +17,8 @@ from hardware.camera.base import CameraError
 
 # Every JPEG starts with the SOI marker.
 JPEG_MAGIC = b"\xff\xd8"
-# The detection service rejects larger uploads.
+# The default most a fitted frame may be; the agent passes its detector's own limit
+# (agent.detection.base.MAX_IMAGE_BYTES, the service's), hardware/ knowing no service.
 MAX_FRAME_BYTES = 6 * 1024 * 1024
 # The largest frame accepted from a camera at all (twice what the service takes): past this a
 # camera or streamer is set to a resolution no detector needs, and the frame is a camera error.
