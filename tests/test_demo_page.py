@@ -7,26 +7,44 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 
 import httpx
 import pytest
 
+# Ctrl-C stops the agent and the simulated world: about a second here, sized for a loaded machine.
+STOP_S = 60
+
 
 @pytest.mark.slow
 def test_the_demo_keeps_its_page_open_until_ctrl_c() -> None:
+    # -X faulthandler: a demo that does not stop is ended with SIGABRT, which makes it print
+    # where each of its threads was; that goes into the assertion's message.
     demo = subprocess.Popen(
-        [sys.executable, "-m", "agent", "demo", "--keep-open"],
+        [sys.executable, "-X", "faulthandler", "-m", "agent", "demo", "--keep-open"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
+    lines: list[str] = []
+    page = threading.Event()
+
+    def read() -> None:  # all along: a demo whose pipe is full would block in its next log line
         assert demo.stdout is not None
-        found = None
-        for line in demo.stdout:  # ends when the demo does: no line is waited for forever
-            if found := re.search(r"The page: (http://\S+)  password: (\S+)", line):
-                break
-        assert found, "the demo never printed its page"
+        for line in demo.stdout:
+            lines.append(line)
+            if "The page: " in line:
+                page.set()
+        page.set()  # the demo ended without it
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        page.wait(timeout=300)  # the demo's own deadlines end it well before
+        found = next(
+            (m for line in lines if (m := re.search(r"The page: (http://\S+)  password: (\S+)", line))), None
+        )
+        assert found, f"the demo never printed its page: {''.join(lines)[-3000:]}"
         base, password = found.group(1).rstrip("/"), found.group(2)
         with httpx.Client(base_url=base, timeout=20) as client:
             login = client.post("/login", data={"password": password}, headers={"Origin": base})
@@ -34,7 +52,16 @@ def test_the_demo_keeps_its_page_open_until_ctrl_c() -> None:
             state = client.get("/api/history").json()["prints"][0]
             assert state["file"] == "benchy.gcode" and state["outcome"] == "paused_by_agent"
         demo.send_signal(signal.SIGINT)
-        assert demo.wait(timeout=30) == 0
+        try:
+            code = demo.wait(timeout=STOP_S)
+        except subprocess.TimeoutExpired:
+            demo.send_signal(signal.SIGABRT)
+            demo.wait(timeout=30)
+            reader.join(timeout=10)
+            raise AssertionError(
+                f"Ctrl-C did not stop the demo in {STOP_S} s:\n{''.join(lines)[-6000:]}"
+            ) from None
+        assert code == 0, "".join(lines)[-3000:]
     finally:
         if demo.poll() is None:
             demo.kill()
