@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import shutil
+import signal
 import tempfile
 import time
 from collections import Counter
@@ -67,11 +68,23 @@ def run_demo(keep_open: bool = False) -> int:
     setup_logging("INFO", timeline=True)
     try:
         return asyncio.run(_demo(keep_open))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C or SIGTERM, after the cleanup
         return 0 if keep_open else 1
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM (`docker stop`, `kill`) end the demo through its cleanup, so that its
+    Mosquitto and worker processes never outlive it; also when it was started with SIGINT
+    ignored, as a shell starts a background job (`layerguard run` does the same)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+
+
 async def _demo(keep_open: bool = False) -> int:
+    _stop_on_signals()
     with ExitStack() as stack:
         state_dir = _fresh_state_dir()
         broker = _start_broker(stack)
