@@ -19,8 +19,11 @@ from sim.frames import render_frame
 from sim.gadget_service import GadgetStandIn, Interval, Reply
 
 KEY = "lg-test-key-7d3f9a2b6c1e"
+# Short retry delays keep the tests quick; the whole-call deadline stays long, because no test
+# here wants FAST to time out and a loaded machine (two emulated guests beside the suite) can hold
+# a loopback answer for seconds: at 5 s an injected API error turned into a timeout there.
 FAST = DetectionTiming(
-    request_timeout_s=5.0,
+    request_timeout_s=30.0,
     first_success_retry_s=0.25,
     interval_floor_s=0.5,
     interval_ceiling_s=120.0,

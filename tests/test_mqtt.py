@@ -173,8 +173,9 @@ async def test_report_is_retained_and_sent_again_to_a_fresh_broker(make_bridge, 
     probe.close()
     broker.stop()  # no persistence: the retained copy is gone with it
     broker.start()
-    back = mqtt_probe(f"{P}/availability")
-    await back.wait_for(f"{P}/availability", b"online", timeout_s=60)  # announced again, report too
+    back = mqtt_probe(f"{P}/report")
+    assert (await back.wait_for(f"{P}/report", timeout_s=60)).payload == png  # sent again
+    # Subscribed only now, after it was sent (earlier, a live copy could come first, unretained):
     late = mqtt_probe(f"{P}/report")
     message = await late.wait_for(f"{P}/report")
     assert message.payload == png and message.retain

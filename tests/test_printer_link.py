@@ -185,13 +185,13 @@ async def test_printer_restart_ends_the_print_and_the_link_carries_on(
 
 
 async def test_busy_lines_extend_the_command_deadline(events: Events) -> None:
-    # The heat-up lasts three command timeouts, so only the busy lines can keep M109 alive; one
-    # comes every 0.05 s, so the 1 s timeout holds through a 20-fold delay of the printer's thread
-    # on a loaded machine.
-    with VirtualPrinter(heat_duration_s=3.0, busy_interval_s=0.05) as vp:
+    # The heat-up lasts two and a half command timeouts, so only the busy lines can keep M109
+    # alive. One comes every 0.05 s: the 2.5 s timeout holds through a 50-fold delay of the
+    # printer's or the link's thread (1 s was not enough beside two emulated Pi guests).
+    with VirtualPrinter(heat_duration_s=6.0, busy_interval_s=0.05) as vp:
         async with running(vp.port, events) as printer:
             await events.wait_for(K.CONNECTED)
-            reply = await printer.send("M109 S200", timeout_s=1.0)
+            reply = await printer.send("M109 S200", timeout_s=2.5)
             assert reply[-1] == "ok"
             assert vp.temperatures["hotend"] >= 199.5
 

@@ -35,7 +35,9 @@ def world() -> Iterator[SimWorld]:
     with sim_world(
         file="cable.gcode",
         failure_at=None,
-        print_duration_s=90.0,
+        # Longer than the test can take on a loaded machine: the story labels the print while it
+        # still runs, and ends it itself (90 s ran out once beside two emulated Pi guests).
+        print_duration_s=900.0,
         interval_s=1,
         heat_duration_s=0.3,
         pause_delay_s=0.3,
