@@ -56,7 +56,7 @@ async def test_a_resume_pressed_while_the_pause_is_confirmed_is_carried_out_afte
         await until(agent, lambda s: s.print_state == "idle")
         await probe.wait_for(f"{PREFIX}/availability", b"online")  # subscribed before it says so
         world.printer.panel_start("cube.gcode")
-        await until(agent, lambda s: s.print_state == "printing", within=20)
+        await until(agent, lambda s: s.print_state == "printing")
         probe.publish(f"{PREFIX}/command/pause", "PRESS")
         await answer_of(probe, "pause", "accepted")
         probe.publish(f"{PREFIX}/command/resume", "PRESS")  # the pause is still being confirmed
@@ -91,7 +91,7 @@ async def test_a_resume_waiting_for_a_failed_pause_is_refused_with_the_reason(
         await until(agent, lambda s: s.print_state == "idle")
         await probe.wait_for(f"{PREFIX}/availability", b"online")  # subscribed before it says so
         world.printer.panel_start("cube.gcode")
-        await until(agent, lambda s: s.print_state == "printing", within=20)
+        await until(agent, lambda s: s.print_state == "printing")
         probe.publish(f"{PREFIX}/command/pause", "PRESS")
         await answer_of(probe, "pause", "accepted")
         probe.publish(f"{PREFIX}/command/resume", "PRESS")
@@ -115,7 +115,7 @@ async def test_commands_that_cannot_run_are_answered_and_a_double_press_acts_onc
         idle = await answer_of(probe, "resume", "refused")
         assert idle["reason"] == "the printer is idle, not paused"
         world.printer.panel_start("cube.gcode")
-        await until(agent, lambda s: s.print_state == "printing", within=20)
+        await until(agent, lambda s: s.print_state == "printing")
         probe.publish(f"{PREFIX}/command/pause", "PRESS")
         probe.publish(f"{PREFIX}/command/pause", "PRESS")
         again = await answer_of(probe, "pause", "refused")

@@ -104,7 +104,7 @@ async def test_the_service_and_the_snapshot_get_the_masked_frame(
         async with running(agent):
             await until(agent, lambda s: s.print_state == "idle")
             world.printer.panel_start("cube.gcode")
-            await until(agent, lambda s: s.last_inspection is not None, within=20)
+            await until(agent, lambda s: s.last_inspection is not None)
             calls = await asyncio.to_thread(world.service.wait_for_calls, 4, 20)
         uploads = [c.files[0] for c in calls if c.endpoint == "process" and c.files]
         assert uploads and all(f.probe_masked is not None and f.probe_masked > 0.97 for f in uploads)

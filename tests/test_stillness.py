@@ -69,7 +69,7 @@ async def printing(made: SimWorld, tmp_path: Path) -> AsyncIterator[tuple[Agent,
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")
         made.printer.panel_start("long.gcode")
-        await until(agent, lambda s: s.last_inspection is not None, within=20)
+        await until(agent, lambda s: s.last_inspection is not None)
         yield agent, events
 
 
@@ -157,7 +157,7 @@ async def test_octoprints_printer_unplugged_with_a_still_picture_stops_inspectio
             await until(agent, lambda s: s.print_state == "idle")
             assert isinstance(made.printer, OctoPrintPrinter)
             made.printer.debug(f"start_sd {FILE}")
-            await until(agent, lambda s: s.print_state == "printing" and s.score is not None, within=20)
+            await until(agent, lambda s: s.print_state == "printing" and s.score is not None)
             frozen = made.printer.progress / 100
             made.webcam.progress = lambda: frozen  # the printer switched off: nothing moves in view
             made.printer.unplug()
@@ -166,7 +166,7 @@ async def test_octoprints_printer_unplugged_with_a_still_picture_stops_inspectio
             await asyncio.sleep(5 * INTERVAL_S)  # waiting for something that must NOT happen
             assert process_calls(made) == calls
             made.printer.replug()  # the printer answers again: inspections go on
-            await until(agent, lambda s: not s.print_still and s.print_state == "printing", within=20)
+            await until(agent, lambda s: not s.print_still and s.print_state == "printing")
         assert events.kinds().count("print_still") == 1 and "print_stalled" not in events.kinds()
 
 

@@ -162,7 +162,7 @@ async def test_label_a_false_alarm_then_mask_the_cable(
             await expect(page.locator("#label-answer")).to_contain_text("Sent to the agent: accepted")
             await expect(page.locator("#alerts")).to_contain_text("real failure")
             world.printer.panel_stop()
-            await until(pa.agent, lambda s: s.print_state == "idle", within=30)
+            await until(pa.agent, lambda s: s.print_state == "idle")
             await _until_ended(pa)
             await page.reload()
             await page.click("[data-label=false_alarm]")
@@ -182,14 +182,14 @@ async def test_history_labels_the_running_print_through_the_agent_and_an_ended_o
         headers = {"Origin": pa.base, "X-CSRF-Token": csrf}
         async with contextlib.aclosing(client):
             world.printer.panel_start("cable.gcode")
-            await until(pa.agent, lambda s: s.paused_by == "agent", within=30)
+            await until(pa.agent, lambda s: s.paused_by == "agent")
             answer = await client.post("/api/history/1/label", json={"label": "false_alarm"}, headers=headers)
             assert answer.status_code == 200 and answer.json()["answer"]["result"] == "accepted"
             await until(pa.agent, lambda s: s.print_state == "printing" and s.alerts_muted == "false_alarm")
             await _until_history(client, lambda rows: rows[0]["alerts"][0]["label"] == "false_alarm")
 
             world.printer.panel_stop()
-            await until(pa.agent, lambda s: s.print_state == "idle", within=30)
+            await until(pa.agent, lambda s: s.print_state == "idle")
             await _until_history(client, lambda rows: rows[0]["ended_at"] is not None)
             answer = await client.post("/api/history/1/label", json={"label": "real"}, headers=headers)
             assert answer.status_code == 200, answer.text
@@ -262,7 +262,7 @@ async def test_the_new_state_changes_need_a_session_the_token_and_this_origin(
     ]
     async with page_agent(world, tmp_path) as pa:
         world.printer.panel_start("cable.gcode")
-        await until(pa.agent, lambda s: s.paused_by == "agent", within=30)
+        await until(pa.agent, lambda s: s.paused_by == "agent")
         async with pa.client() as stranger:
             for url, body in changes:
                 assert (await stranger.post(url, json=body, headers={"Origin": pa.base})).status_code == 401

@@ -40,7 +40,7 @@ async def test_the_live_view_never_changes_or_delays_what_is_inspected(
         client, _ = await pa.logged_in()
         async with contextlib.aclosing(client):
             world.printer.panel_start("cube.gcode")
-            await until(pa.agent, lambda s: s.score is not None, within=30)
+            await until(pa.agent, lambda s: s.score is not None)
             calls, started = len(world.service.calls), time.monotonic()
             sizes = set()
             while time.monotonic() - started < 8:  # a page watching at its own pace, twice a second

@@ -164,7 +164,7 @@ async def test_slow_and_idle_connections_are_cut_off_and_inspections_stay_on_sch
 
     async with page_agent(world, tmp_path) as pa:
         world.printer.panel_start("cube.gcode")
-        await until(pa.agent, lambda s: s.score is not None, within=30)
+        await until(pa.agent, lambda s: s.score is not None)
         calls = len(world.service.calls)
         started = time.monotonic()
         # Idle sockets that never send a byte, and one that sends its headers a byte at a time.
@@ -195,7 +195,7 @@ async def test_no_secret_in_any_page_or_answer(world: SimWorld, tmp_path: Path) 
         pa.agent.settings.notify.urls = [SecretStr(NOTIFY_URL)]
         pa.agent.settings.mqtt.password = SecretStr("mqtt-pass-s3cr3t")
         world.printer.panel_start("cube.gcode")
-        await until(pa.agent, lambda s: s.score is not None, within=30)
+        await until(pa.agent, lambda s: s.score is not None)
         client, csrf = await pa.logged_in()
         secrets = [PASSWORD, world.api_key, "hook-token-s3cr3t", "mqtt-pass-s3cr3t", csrf]
         async with contextlib.aclosing(client):
