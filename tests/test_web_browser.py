@@ -111,10 +111,13 @@ async def test_log_in_watch_pause_resume_and_review(world: SimWorld, tmp_path: P
             await page.screenshot(path=str(shots / "history-entry.png"), full_page=True)
             # What the page hides stays hidden whatever its class shows (the label buttons were
             # clickable before they were wired: `.controls { display: flex }` beat `hidden`).
-            assert await page.evaluate(
-                "() => { const e = document.createElement('div'); e.className = 'controls';"
-                " e.hidden = true; document.body.append(e); return getComputedStyle(e).display; }"
-            ) == "none"
+            assert (
+                await page.evaluate(
+                    "() => { const e = document.createElement('div'); e.className = 'controls';"
+                    " e.hidden = true; document.body.append(e); return getComputedStyle(e).display; }"
+                )
+                == "none"
+            )
             await page.goto(pa.base + "/history")
             await expect(page.locator("#prints tbody tr")).to_have_count(1)
             await page.screenshot(path=str(shots / "history.png"), full_page=True)
