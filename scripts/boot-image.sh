@@ -79,7 +79,11 @@ configure() {
   echo layerguard-base >"$root/etc/hostname"
   # The SD card's boot partition: on Raspberry Pi OS a FAT partition at /boot/firmware that also
   # holds cloud-init's files. Here it is the NoCloud seed disk (label CIDATA) the test attaches.
-  printf '%s\n' 'LABEL=rootfs / ext4 defaults 0 1' 'LABEL=CIDATA /boot/firmware vfat defaults,nofail 0 2' >"$root/etc/fstab"
+  # Required, as on Pi OS (cloud-init's runcmd runs install.sh from it). An emulated guest on a
+  # busy host can take minutes to name its disks (CI: udev's coldplug done at 159 s, after
+  # systemd's 90 s default wait had given up on CIDATA), so it waits for the disk longer.
+  printf '%s\n' 'LABEL=rootfs / ext4 defaults 0 1' \
+    'LABEL=CIDATA /boot/firmware vfat defaults,x-systemd.device-timeout=10min 0 2' >"$root/etc/fstab"
   mkdir -p "$root/boot/firmware"
   printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
     "$mirror" "$SUITE" >"$root/etc/apt/sources.list.d/debian.sources"

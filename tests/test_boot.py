@@ -206,8 +206,9 @@ def check_installed(guest: Guest) -> None:
     """cloud-init's first boot ran install.sh once, from the boot partition's wheelhouse."""
     guest.wait_console(r"Cloud-init v\. \S+ finished", FIRST_BOOT_S)
     guest.wait_ssh(BOOT_S)
-    assert "status: done" in guest.ssh("cloud-init status --long"), guest.ssh("cloud-init status --long")
+    status = guest.ssh("cloud-init status --long")
     output = guest.ssh("cat /var/log/cloud-init-output.log")
+    assert "status: done" in status, status + output[-3000:]
     assert "from /boot/firmware/layerguard/wheelhouse (offline)" in output, output[-3000:]
     assert output.count("install: done") == 1, output[-3000:]
 
