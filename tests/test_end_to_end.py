@@ -74,7 +74,7 @@ async def print_until_paused(agent: Agent, world: SimWorld) -> None:
     """Start the failing print at the panel once the printer is idle; wait for the agent's pause."""
     await until(agent, lambda s: s.print_state == "idle")
     world.printer.panel_start("benchy.gcode")
-    await until(agent, lambda s: s.paused_by == "agent", within=60)
+    await until(agent, lambda s: s.paused_by == "agent")
 
 
 async def test_a_failing_print_is_paused_and_mqtt_tells_the_story(
@@ -107,7 +107,7 @@ async def test_action_warn_warns_but_never_pauses(world: SimWorld, tmp_path: Pat
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")
         world.printer.panel_start("benchy.gcode")
-        await until(agent, lambda s: s.pause_suggested, within=60)
+        await until(agent, lambda s: s.pause_suggested)
         assert world.printer.state == "printing"
         assert "M25" not in world.printer.received
 
@@ -172,7 +172,7 @@ async def test_resume_after_cooldown_reheats_and_grace_holds_off_a_new_pause(
         await until(agent, lambda s: s.print_state == "printing")
         calls = len(world.service.calls)
         # The part is still loose: the service keeps suggesting a pause, the grace holds it off.
-        await until(agent, lambda s: s.pause_suggested and len(world.service.calls) >= calls + 2, within=60)
+        await until(agent, lambda s: s.pause_suggested and len(world.service.calls) >= calls + 2)
     sent = vp.received[vp.received.index("M25") :]
     assert sent.index("M104 S0") < sent.index("M104 S205") < sent.index("M24")
     assert vp.received.count("M25") == 1, "no second pause within detection.resume_grace_s"
@@ -187,9 +187,9 @@ async def test_a_broker_restart_mid_print_delays_nothing_and_state_is_right_afte
     async with running(agent):
         await until(agent, lambda s: s.print_state == "idle")
         world.printer.panel_start("benchy.gcode")
-        await until(agent, lambda s: s.warning, within=60)  # the failure is visible, no pause yet
+        await until(agent, lambda s: s.warning)  # the failure is visible, no pause yet
         broker.stop()  # no persistence: everything retained is gone with it
-        await until(agent, lambda s: s.paused_by == "agent", within=60)
+        await until(agent, lambda s: s.paused_by == "agent")
         assert world.printer.state == "paused" and not bridge.connected
         broker.start()
         probe = mqtt_probe(f"{PREFIX}/#", "homeassistant/#")
@@ -244,9 +244,7 @@ async def test_two_agents_on_one_broker_never_collide(
             a_world.printer.panel_start("a.gcode")
             b_world.printer.panel_start("b.gcode")
             for agent in agents:
-                await until(
-                    agent, lambda s: s.print_state == "printing" and s.last_inspection is not None, 30
-                )
+                await until(agent, lambda s: s.print_state == "printing" and s.last_inspection is not None)
             probe.publish("layerguard/e2e/command/pause", "PRESS")
             await until(a, lambda s: s.print_state == "paused")
             await probe.wait_for("layerguard/e2e/event", lambda p: json.loads(p)["type"] == "print_paused")

@@ -109,7 +109,7 @@ async def record_a_failing_print(
             await print_until_paused(agent, world)
             world.printer.panel_stop()
             # Marlin's panel stop only shows in `M27 C`, which a paused print's link asks every 5th poll.
-            await until(agent, lambda s: s.print_state == "idle", within=60)
+            await until(agent, lambda s: s.print_state == "idle")
     # Home Assistant starts as on a fresh broker: no inspection yet (the scenarios replay them).
     probe.publish(TOPICS.inspection, b"", retain=True)
     discovery = [[m.topic, m.payload.decode(), True] for m in probe.messages("homeassistant/+/+/+/config")]

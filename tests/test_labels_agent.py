@@ -55,7 +55,7 @@ async def test_a_false_alarm_resumes_and_mutes_and_a_real_failure_still_pauses(
             assert labelled["label"] == "false_alarm" and labelled["resumed"] and labelled["score"] >= 50
             # The cable goes on scoring high, the service goes on suggesting a pause: no second
             # pause until the spaghetti climbs clearly above the false alarm's score.
-            await until(agent, lambda s: s.paused_by == "agent", within=60)
+            await until(agent, lambda s: s.paused_by == "agent")
             assert (agent.state.progress or 0) >= 100 * FAILURE_AT
             assert world.printer.state == "paused"
         events = [json.loads(m.payload) for m in probe.messages(f"{P}/event")]

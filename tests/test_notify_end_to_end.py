@@ -89,7 +89,7 @@ async def test_warn_pause_resume_restart_fail_again_is_one_per_episode_and_no_st
             await until(second, lambda s: s.print_state in ("paused", "unknown"))
             assert len(hook.received) == 2
             world.printer.panel_resume()  # the user looked and resumed; the print fails again
-            await until(second, lambda s: s.paused_by == "agent", within=60)
+            await until(second, lambda s: s.paused_by == "agent")
             received = await asyncio.to_thread(hook.wait_for, 4, 60)
             assert second.state.notify == "ok"  # the dead one is still being retried
     assert kinds([r.title for r in received]) == [WARNING, PAUSED, WARNING, PAUSED]

@@ -143,7 +143,7 @@ async def test_found_idle_then_a_print_started_on_the_printer_is_followed_to_its
         f.printer.debug(f"start_sd {FILE}")  # the printer's own panel starts the print
         await until(f.agent, lambda s: s.print_state == "printing")
         await until(f.agent, lambda s: (s.progress or 0) > 0 and s.score is not None)
-        await until(f.agent, lambda s: s.print_state == "idle", within=60)
+        await until(f.agent, lambda s: s.print_state == "idle")
     types = f.recorder.types
     assert types[0] == "print_started" and f.recorder.events[0]["file"] == FILE, types
     assert types[-1] == "print_finished"
@@ -184,7 +184,7 @@ async def test_a_heating_print_is_not_inspected_and_its_frozen_byte_is_no_pause(
         # then on it may inspect. It learns the temperature from reports, so never earlier.
         cold_at = await asyncio.to_thread(last_cold_moment, f.printer, target - 3)
         await asyncio.to_thread(f.service.wait_for_calls, 2, 30)
-        await until(f.agent, lambda s: s.print_state == "idle", within=60)
+        await until(f.agent, lambda s: s.print_state == "idle")
     early = [c for c in process_calls(f.service) if c.at < cold_at]
     assert not early, f"{len(early)} Process calls while the printer was still heating"
     assert f.recorder.types == ["print_started", "print_finished"]  # the frozen byte was no pause
@@ -194,7 +194,7 @@ async def test_an_auto_pause_is_confirmed_and_a_resume_on_the_panel_is_seen(tmp_
     files = {FILE: gcode(300, start=("M104 S50",))}
     async with following(tmp_path, files, 0.1, cool_down_after_s=0.5, resume_grace_s=60) as f:
         f.printer.debug(f"start_sd {FILE}")
-        await until(f.agent, lambda s: s.paused_by == "agent" or s.pause_failed, within=60)
+        await until(f.agent, lambda s: s.paused_by == "agent" or s.pause_failed)
         assert not f.agent.state.pause_failed, f.recorder.events
         assert f.agent.state.print_state == "paused"
         status = f.printer.status()
@@ -300,7 +300,7 @@ async def test_garbled_and_lost_lines_neither_stop_the_follow_nor_the_pause(tmp_
         f.agent.on_command("pause", "")
         await f.printer.wait_for_async(lambda s: "M25" in s["received"], 30)
         f.printer.debug("dont_answer")  # the next line is lost: a query of the pause's confirmation
-        await until(f.agent, lambda s: s.paused_by == "user" or s.pause_failed, within=60)
+        await until(f.agent, lambda s: s.paused_by == "user" or s.pause_failed)
         assert f.agent.state.print_state == "paused", f.recorder.events
         status = f.printer.status()
         assert status["sd"] == "paused" and status["received"].count("M25") == 1
