@@ -158,8 +158,12 @@ async function startEntry() {
   $("entry-title").textContent = `Print #${p.id}: ${p.file || "unknown file"}`;
   const facts = { started: when(p.started_at), ended: when(p.ended_at), outcome: p.outcome, "peak score": p.peak_score ?? "–", inspections: p.inspections, "API calls": p.api_calls, warnings: p.warnings, pauses: p.pauses };
   $("entry-facts").replaceChildren(...Object.entries(facts).flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))]));
-  $("report").src = `/api/history/${id}/report.png`;
-  $("report-link").href = `/api/history/${id}/report.png`;
+  // Drawn on demand in a worker (seconds on a Pi): say so until it arrives, and when it cannot.
+  const report = $("report"), note = $("report-note");
+  report.onload = () => { note.hidden = true; };
+  report.onerror = () => { note.textContent = "The report could not be drawn (see the journal)."; $("report-link").hidden = true; };
+  report.src = `/api/history/${id}/report.png`;
+  $("report-link").href = report.src;
   const frames = d.inspections.filter((i) => i.frame);
   $("evidence").replaceChildren(...frames.map((i) => el("figure", {},
     el("a", { href: `/api/history/${id}/frame/${i.seq}.jpg` }, el("img", { src: `/api/history/${id}/frame/${i.seq}.jpg`, alt: `inspection ${i.seq}`, loading: "lazy" })),
