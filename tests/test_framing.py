@@ -89,7 +89,7 @@ async def test_the_service_and_the_snapshot_get_the_masked_frame(
     with sim_world(
         file="cube.gcode",
         failure_at=None,
-        print_duration_s=8.0,
+        print_duration_s=120.0,  # never waited out: the four calls come long before the end
         interval_s=0.5,
         heat_duration_s=0.3,
         frame_size=(320, 240),

@@ -72,7 +72,7 @@ async def test_a_snooze_keeps_the_rest_of_the_print_quiet(
     with sim_world(
         file="cable.gcode",
         failure_at=None,
-        print_duration_s=24.0,
+        print_duration_s=120.0,  # never waited out: what the test does comes long before the end
         interval_s=0.5,
         heat_duration_s=0.3,
         frame_size=(320, 240),
@@ -102,7 +102,7 @@ async def test_layerguard_label_reaches_the_running_agent_over_mqtt(
     with sim_world(
         file="cable.gcode",
         failure_at=None,
-        print_duration_s=24.0,
+        print_duration_s=120.0,  # never waited out: what the test does comes long before the end
         interval_s=0.5,
         heat_duration_s=0.3,
         pause_delay_s=0.3,

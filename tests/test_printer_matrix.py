@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_printer_link import Events, running, start_print
+from test_printer_link import LONG_PRINT_S, Events, end_now, running, start_print
 
 from hardware.printer.base import PauseFailed
 from hardware.printer.dialects import DIALECTS
@@ -51,7 +51,7 @@ def events() -> Events:
 @pytest.fixture
 def vp(profile: str) -> Iterator[VirtualPrinter]:
     with VirtualPrinter(
-        print_duration_s=4.0, heat_duration_s=0.1, pause_delay_s=0.1, profile=profile
+        print_duration_s=LONG_PRINT_S, heat_duration_s=0.1, pause_delay_s=0.1, profile=profile
     ) as printer:
         yield printer
 
@@ -69,10 +69,13 @@ async def test_idle_at_connect(profile: str, vp: VirtualPrinter, events: Events)
 
 
 async def test_start_progress_finish(profile: str, events: Events) -> None:
-    with VirtualPrinter(print_duration_s=1.0, heat_duration_s=0.1, profile=profile) as vp:
+    # 10 s: Prusa's M73 reports every tenth, so the progress of two of them comes within 2 s.
+    with VirtualPrinter(print_duration_s=10.0, heat_duration_s=0.1, profile=profile) as vp:
         async with running(vp.port, events, **options()):
             connected = await events.wait_for(K.CONNECTED)
             vp.panel_start()
+            await events.wait_for(K.PROGRESS, count=2)
+            end_now(vp)
             await events.wait_for(K.FINISHED)
     assert connected.dialect == dialect_of(profile)
     kinds = events.kinds()
@@ -119,13 +122,14 @@ async def test_reset_mid_print(profile: str, vp: VirtualPrinter, events: Events)
 
 
 async def test_unplug_and_replug(profile: str, events: Events) -> None:
-    with VirtualPrinter(print_duration_s=1.0, heat_duration_s=0.1, profile=profile) as vp:
+    with VirtualPrinter(print_duration_s=LONG_PRINT_S, heat_duration_s=0.1, profile=profile) as vp:
         async with running(vp.port, events, **options()):
             await start_print(vp, events)
             vp.vanish()
             gone = await events.wait_for(K.DISCONNECTED)
             vp.reappear()
             await events.wait_for(K.CONNECTED, count=2)
+            end_now(vp)
             finished = await events.wait_for(K.FINISHED)
     assert gone.state is PrintState.OFFLINE and gone.unseen_print
     assert finished.file == DEFAULT_FILE  # the held print kept its name, Klipper's too
@@ -176,7 +180,9 @@ async def test_agent_pause_confirmed(
 
 async def test_agent_pause_not_confirmed(profile: str, events: Events) -> None:
     pause = DIALECTS[dialect_of(profile)].pause
-    with VirtualPrinter(print_duration_s=5.0, heat_duration_s=0.0, profile=profile, ignore={pause}) as vp:
+    with VirtualPrinter(
+        print_duration_s=LONG_PRINT_S, heat_duration_s=0.0, profile=profile, ignore={pause}
+    ) as vp:
         async with running(
             vp.port, events, **options(confirm_timeout_s=0.5, confirm_window_s=0.15)
         ) as printer:
@@ -192,7 +198,11 @@ async def test_a_stall_is_never_taken_for_a_pause(profile: str, stall: str, even
     """The pause command is lost (ignored) and the print stands still for another reason."""
     pause = DIALECTS[dialect_of(profile)].pause
     with VirtualPrinter(
-        print_duration_s=8.0, heat_duration_s=0.1, busy_interval_s=0.05, profile=profile, ignore={pause}
+        print_duration_s=LONG_PRINT_S,
+        heat_duration_s=0.1,
+        busy_interval_s=0.05,
+        profile=profile,
+        ignore={pause},
     ) as vp:
         async with running(
             vp.port, events, **options(confirm_timeout_s=0.6, confirm_window_s=0.15)

@@ -84,6 +84,7 @@ async def test_label_a_false_alarm_then_mask_the_cable(
             # The cable's false alarm: LayerGuard pauses, the page offers the labels.
             await expect(page.locator("#alert-card")).to_be_hidden()
             world.printer.panel_start("cable.gcode")
+            await until(pa.agent, lambda s: s.paused_by == "agent")  # its pace; then the page's
             await expect(page.locator("#state")).to_contain_text("paused (by agent)")
             await expect(page.locator("#alert-card")).to_be_visible()
             await expect(page.locator("#alert-text")).to_contain_text("LayerGuard paused this print")

@@ -83,7 +83,9 @@ async def test_log_in_watch_pause_resume_and_review(world: SimWorld, tmp_path: P
             await _until(page, f"document.querySelector('#chart polyline').points.length > {first}")
             await _until(page, f"document.querySelector('#frame').getAttribute('src') !== {first_frame!r}")
 
-            # The failure: the agent pauses, the page shows what the printer confirmed.
+            # The failure: the agent pauses, the page shows what the printer confirmed. The agent's
+            # own pace first (until()'s loaded-machine deadline), then the page's 30 s to show it.
+            await until(pa.agent, lambda s: s.paused_by == "agent")
             await expect(page.locator("#state")).to_contain_text("paused (by agent)")
             await expect(page.locator("#chart line.pause")).not_to_have_count(0)
             await page.screenshot(path=str(shots / "printer-paused.png"), full_page=True)
